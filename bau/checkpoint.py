@@ -1,0 +1,77 @@
+"""bau checkpoints: plain ``state_dict``s plus the resolved config, written atomically and read
+with ``torch.load(..., weights_only=True)`` so opening a checkpoint never runs pickled code.
+
+Layout of the saved dict (all tensors, numbers, strings, lists and dicts)::
+
+    format: "bau-checkpoint", version: 1,
+    model, optimizer, scheduler, memory: state_dicts (optimizer/scheduler/memory may be absent),
+    sampler: {"epoch": int}, rng: {"torch": ByteTensor, "cuda": [ByteTensor...]},
+    epoch: last finished epoch (1-based), step: global step, config: resolved Config as a dict,
+    num_classes, class_domains, domain_names, metrics: last evaluation results
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict
+
+import torch
+
+from bau.atomic import atomic_path
+from bau.errors import BauError
+
+FORMAT = "bau-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(path: str, payload: Dict[str, Any]) -> None:
+    """Write ``payload`` to ``path`` atomically (a crash leaves the previous file untouched)."""
+    payload = {"format": FORMAT, "version": VERSION, **payload}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str, map_location: str | torch.device = "cpu") -> Dict[str, Any]:
+    """Load a bau checkpoint or raise one clear ``BauError`` (missing, corrupt, or foreign file)."""
+    if os.path.isdir(path):
+        candidate = os.path.join(path, "best.pt") if os.path.isfile(os.path.join(path, "best.pt")) else \
+            os.path.join(path, "last.pt")
+        path = candidate
+    if not os.path.isfile(path):
+        raise BauError(f"checkpoint {path}: file not found")
+    if os.path.getsize(path) == 0:
+        raise BauError(f"checkpoint {path}: zero-byte file")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:
+        raise BauError(f"checkpoint {path}: not a bau checkpoint (cannot be loaded with weights_only=True: "
+                       f"{type(e).__name__})") from None
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+        raise BauError(f"checkpoint {path}: not a bau checkpoint (expected a file written by `bau train`)")
+    if obj.get("version", 0) > VERSION:
+        raise BauError(f"checkpoint {path}: written by a newer bau (format version {obj['version']} > {VERSION})")
+    for key in ("model", "config", "num_classes"):
+        if key not in obj:
+            raise BauError(f"checkpoint {path}: bau checkpoint without {key!r}; the file is incomplete")
+    obj["path"] = path
+    return obj
+
+
+def model_from_checkpoint(path: str, device: str | torch.device = "cpu"):
+    """Rebuild the network of a checkpoint in eval mode. Returns ``(model, checkpoint_dict, config)``.
+
+    The backbone is built without loading ImageNet weights (the checkpoint holds all of them), so
+    evaluating a checkpoint needs no pretrained file on the machine.
+    """
+    from bau.config import config_from_dict
+    from bau.models.reid import build_model
+
+    ckpt = load_checkpoint(path)
+    cfg = config_from_dict(ckpt["config"])
+    cfg.model.pretrained = False
+    model = build_model(cfg, ckpt["num_classes"])
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise BauError(f"checkpoint {ckpt['path']}: model weights do not match backbone "
+                       f"{cfg.model.backbone} ({str(e).splitlines()[0]})") from None
+    return model.to(device).eval(), ckpt, cfg

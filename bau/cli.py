@@ -1,0 +1,194 @@
+"""The ``bau`` command line. Each sub-command is a thin wrapper over library functions.
+
+Errors the user can fix (``BauError``) print as one ``error: ...`` line and exit with status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import List, Optional
+
+from bau.errors import BauError
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from bau.config import load_config
+    from bau.trainer import Trainer, resume_config
+
+    if args.resume:
+        cfg = resume_config(args.resume, args.overrides)
+        trainer = Trainer(cfg, args.resume, resume=True, progress=not args.quiet)
+    else:
+        if not args.out:
+            raise BauError("bau train: --out RUN_FOLDER is required (or --resume RUN_FOLDER)")
+        cfg = load_config(args.config, args.overrides)
+        trainer = Trainer(cfg, args.out, progress=not args.quiet)
+    result = trainer.fit()
+    run = args.resume or args.out
+    print(f"run folder: {run}")
+    for name, m in result["metrics"].items():
+        print(f"  {name}: mAP {100 * m['mAP']:.1f}  rank-1 {100 * m['rank1']:.1f}  mINP {100 * m['mINP']:.1f}")
+    print(f"  checkpoints: {result['checkpoints']['last']}" +
+          (f", {result['checkpoints']['best']}" if result["checkpoints"]["best"] else ""))
+    return 0
+
+
+def _device(spec: str):
+    from bau.trainer import resolve_device
+
+    return resolve_device(spec)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from bau.atomic import atomic_write_json
+    from bau.checkpoint import model_from_checkpoint
+    from bau.inference import evaluate_target
+
+    model, ckpt, cfg = model_from_checkpoint(args.checkpoint, _device(args.device))
+    if args.workers is not None:
+        cfg.data.workers = args.workers
+    if args.batch_size:
+        cfg.eval.batch_size = args.batch_size
+    root = args.data_root or cfg.data.root
+    out = {"checkpoint": ckpt["path"], "epoch": ckpt.get("epoch"), "results": []}
+    for target in args.target:
+        r = evaluate_target(model, target, cfg, model_device(model), root=root, rerank=args.rerank,
+                            progress=not args.quiet)
+        out["results"].append(r)
+        n = len(r["splits"])
+        print(f"{target}{' (mean of %d splits)' % n if n > 1 else ''}{' [re-ranked]' if args.rerank else ''}: "
+              f"mAP {100 * r['mAP']:.1f}  rank-1 {100 * r['rank1']:.1f}  rank-5 {100 * r['rank5']:.1f}  "
+              f"rank-10 {100 * r['rank10']:.1f}  mINP {100 * r['mINP']:.1f}")
+    path = args.out or os.path.join(os.path.dirname(ckpt["path"]), "eval.json")
+    atomic_write_json(path, out)
+    print(f"results written to {path}")
+    return 0
+
+
+def model_device(model):
+    return next(model.parameters()).device
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from bau.checkpoint import model_from_checkpoint
+    from bau.features import extract_to_npz
+
+    model, ckpt, cfg = model_from_checkpoint(args.checkpoint, _device(args.device))
+    root = args.data_root or cfg.data.root
+    n = extract_to_npz(model, cfg, args.dataset, root, args.subset, args.out, split=args.split,
+                       progress=not args.quiet)
+    print(f"{n} features written to {args.out}")
+    return 0
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from bau.data.synthetic import format_stats, generate
+
+    kwargs = {k: v for k, v in {"num_domains": args.domains, "ids_per_domain": args.ids, "seed": args.seed,
+                                "height": args.height, "width": args.width}.items() if v is not None}
+    stats = generate(args.out, **kwargs)
+    print(format_stats(stats))
+    return 0
+
+
+def _cmd_data_inspect(args: argparse.Namespace) -> int:
+    from bau.data.inspect import inspect_datasets
+
+    print(inspect_datasets(args.root, args.names, split=args.split, check_images=not args.no_image_check))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from bau.demo import run_demo
+
+    run_demo(args.out, data_dir=args.data, config=args.config, overrides=args.overrides,
+             progress=not args.quiet)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bau", description="Train, evaluate and analyse BAU (Balancing Alignment and "
+                                                        "Uniformity) for domain-generalizable person re-ID.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a model from a YAML config (+ key=value overrides)")
+    t.add_argument("--config", help="YAML config, e.g. experiments/protocol2/ms_cs_c3-m.yaml")
+    t.add_argument("--out", help="run folder to create (config, log, checkpoints, results)")
+    t.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last.pt")
+    t.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides, e.g. loss.lam=1.5")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.set_defaults(func=_cmd_train)
+
+    e = sub.add_parser("eval", help="evaluate a checkpoint on unseen target datasets")
+    e.add_argument("--checkpoint", required=True, help="a bau checkpoint (.pt) or a run folder")
+    e.add_argument("--target", required=True, nargs="+", help="dataset name(s), e.g. market1501 viper folder:PATH")
+    e.add_argument("--data-root", help="datasets root (default: the checkpoint config's data.root)")
+    e.add_argument("--rerank", action="store_true", help="k-reciprocal re-ranking (Zhong et al. 2017)")
+    e.add_argument("--out", help="JSON file for the results (default: eval.json next to the checkpoint)")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--workers", type=int)
+    e.add_argument("--batch-size", type=int)
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=_cmd_eval)
+
+    x = sub.add_parser("extract", help="write features + pids + camids + domain ids + paths to a .npz")
+    x.add_argument("--checkpoint", required=True)
+    x.add_argument("--dataset", required=True, nargs="+", help="dataset name(s); each gets its domain id in order")
+    x.add_argument("--subset", default="test", choices=["train", "query", "gallery", "test", "all"],
+                   help="which lists to extract (test = query + gallery)")
+    x.add_argument("--split", type=int, default=0, help="split index for the small datasets")
+    x.add_argument("--data-root")
+    x.add_argument("--out", required=True, help="output .npz")
+    x.add_argument("--device", default="auto")
+    x.add_argument("--quiet", action="store_true")
+    x.set_defaults(func=_cmd_extract)
+
+    s = sub.add_parser("synth", help="generate the synthetic multi-domain pedestrian dataset")
+    s.add_argument("--out", required=True, help="output folder (one Market-1501-layout folder per domain)")
+    s.add_argument("--domains", type=int)
+    s.add_argument("--ids", type=int, help="identities per domain")
+    s.add_argument("--seed", type=int)
+    s.add_argument("--height", type=int)
+    s.add_argument("--width", type=int)
+    s.set_defaults(func=_cmd_synth)
+
+    d = sub.add_parser("data", help="dataset tools")
+    dsub = d.add_subparsers(dest="data_command", metavar="ACTION")
+    di = dsub.add_parser("inspect", help="ids / images / cameras per split, to check a copy against the paper's Table 1")
+    di.add_argument("--root", required=True, help="datasets root folder")
+    di.add_argument("names", nargs="+", help="dataset names, e.g. market1501 msmt17 full:cuhk03 folder:PATH")
+    di.add_argument("--split", type=int, default=0)
+    di.add_argument("--no-image-check", action="store_true", help="skip opening every image")
+    di.set_defaults(func=_cmd_data_inspect)
+
+    m = sub.add_parser("demo", help="the embedded default end to end: synthetic data, BAU on MobileNetV2, evaluation")
+    m.add_argument("--out", default="runs/demo")
+    m.add_argument("--data", default="data/synthetic", help="where the synthetic domains are (generated if missing)")
+    m.add_argument("--config", default=None, help="default: experiments/demo.yaml")
+    m.add_argument("overrides", nargs="*", metavar="section.key=value")
+    m.add_argument("--quiet", action="store_true")
+    m.set_defaults(func=_cmd_demo)
+
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0 if args.command is None else 2
+    try:
+        return int(args.func(args) or 0)
+    except BauError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; checkpoints already written are intact", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""The single source of every hyper-parameter.
+
+``Config`` is a tree of dataclasses whose defaults are the paper's settings (Section 4.2 and
+appendix A: ResNet-50, 256x128, P=64 x K=4, Adam lr 3.5e-4, wd 5e-4, warm-up 10 epochs, x0.1 at
+30 and 50, 60 epochs, lambda 1.5, k 10, mu 0.1, p 0.5). A YAML file overrides any subset, then
+``section.key=value`` strings from the command line override that. A run folder stores the
+resolved config (``config.yaml``) so a run can always be reproduced.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any, List, Optional, get_args, get_origin, get_type_hints
+
+import yaml
+
+from bau.errors import BauError
+
+
+@dataclass
+class DataConfig:
+    root: str = "data"
+    # Protocol-2, MS+CS+C3 -> M: the paper's headline leave-one-out setting.
+    sources: List[str] = field(default_factory=lambda: ["msmt17", "cuhksysu", "cuhk03"])
+    targets: List[str] = field(default_factory=lambda: ["market1501"])
+    height: int = 256
+    width: int = 128
+    num_instances: int = 4  # K
+    num_ids: int = 64  # P; batch = P x K original images (+ as many augmented ones)
+    aug_prob: float = 0.5  # p: probability of each of RandAugment, ColorJitter, RandomErasing
+    randaugment: bool = True
+    color_jitter: bool = True
+    random_erasing: bool = True
+    workers: int = 4
+    split_seed: int = 0  # seed of the 10 query/gallery splits of the small datasets
+    num_splits: int = 10
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "resnet50"
+    pretrained: bool = True
+    pretrained_path: Optional[str] = None
+    gem_p: float = 3.0
+
+
+@dataclass
+class LossConfig:
+    ce: bool = True
+    triplet: bool = True
+    # The augmented view. False: one view, which gets the augmentations with probability p (the
+    # "standard training pipeline" of Sec. 3.1 / the baseline of Table 5 and Figures 1, 4a, 5a).
+    two_view: bool = True
+    ce_aug: bool = False  # cross-entropy on the augmented view (Table 5, row 2)
+    align: bool = True
+    uniform: bool = True
+    domain: bool = True
+    weighting: bool = True  # Eq. 5 (True) or Eq. 3 (False)
+    domain_specific: bool = True  # Eq. 8 nearest prototypes within the domain, or global (Table 6)
+    lam: float = 1.5  # lambda of Eq. 9
+    k: int = 10  # k of the k-reciprocal neighbours, Eq. 4
+    momentum: float = 0.1  # mu of Eq. 7
+    n_neighbors: Optional[int] = None  # N of Eq. 8; None = the mini-batch size
+    label_smoothing: float = 0.1
+    margin: float = 0.3
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 3.5e-4
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 10
+    warmup_factor: float = 0.01
+    milestones: List[int] = field(default_factory=lambda: [30, 50])
+    gamma: float = 0.1
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 60
+    iters_per_epoch: int = 0  # 0 = enough P x K batches to visit every identity once
+    seed: int = 1
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: bool = True  # mixed precision, used on CUDA only
+    eval_every: int = 10  # epochs; 0 = only after the last epoch
+    log_every: int = 1  # steps between JSON-lines log records
+    max_steps: int = 0  # stop after this many steps in total (0 = no limit); benchmarks and tests
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = 128
+    rerank: bool = False
+    max_rank: int = 50
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> "Config":
+        d, lo = self.data, self.loss
+        checks = [
+            (0.0 <= d.aug_prob <= 1.0, "data.aug_prob", "a probability in [0, 1]"),
+            (d.height >= 16 and d.width >= 16, "data.height/data.width", "image sizes of at least 16 pixels"),
+            (d.num_instances >= 2, "data.num_instances", "at least 2 instances per identity (triplets need positives)"),
+            (d.num_ids >= 2, "data.num_ids", "at least 2 identities per batch"),
+            (len(d.sources) >= 1, "data.sources", "at least one source dataset"),
+            (0.0 <= lo.momentum <= 1.0, "loss.momentum", "a momentum in [0, 1]"),
+            (lo.k >= 1, "loss.k", "k >= 1"),
+            (self.train.epochs >= 1, "train.epochs", "at least 1 epoch"),
+            (self.optim.lr > 0, "optim.lr", "a positive learning rate"),
+        ]
+        for ok, name, expected in checks:
+            if not ok:
+                raise BauError(f"config option {name}: expected {expected}")
+        if not lo.two_view and (lo.align or lo.uniform or lo.ce_aug):
+            raise BauError("config option loss.two_view=false: align, uniform and ce_aug need the augmented view; "
+                           "switch them off too")
+        return self
+
+
+def _convert(value: Any, typ: Any, name: str) -> Any:
+    """Coerce a YAML value or command-line string to the dataclass field's type."""
+    origin = get_origin(typ)
+    if origin is not None and type(None) in get_args(typ):  # Optional[X]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+            return None
+        inner = [a for a in get_args(typ) if a is not type(None)][0]
+        return _convert(value, inner, name)
+    if origin in (list, List):
+        (inner,) = get_args(typ)
+        if isinstance(value, str):
+            value = [v for v in value.strip("[]").split(",") if v.strip()] if value.strip("[] ") else []
+        if not isinstance(value, (list, tuple)):
+            raise BauError(f"config option {name}: expected a list, got {value!r}")
+        return [_convert(v.strip() if isinstance(v, str) else v, inner, name) for v in value]
+    try:
+        if typ is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
+                return True
+            if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
+                return False
+            if isinstance(value, int) and value in (0, 1):
+                return bool(value)
+            raise ValueError
+        if typ is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if typ is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if typ is str:
+            if not isinstance(value, (str, int, float)):
+                raise ValueError
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    else:
+        raise BauError(f"config option {name}: unsupported type {typ}")
+    raise BauError(f"config option {name}: expected {getattr(typ, '__name__', typ)}, got {value!r}")
+
+
+def _apply(obj: Any, updates: dict, prefix: str, source: str) -> None:
+    hints = get_type_hints(type(obj))
+    for key, value in updates.items():
+        name = f"{prefix}{key}"
+        if key not in hints:
+            known = ", ".join(f"{prefix}{k}" for k in hints)
+            raise BauError(f"{source}: unknown config option {name!r}; expected one of: {known}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise BauError(f"{source}: config section {name!r} must be a mapping, got {value!r}")
+            _apply(current, value, f"{name}.", source)
+        else:
+            setattr(obj, key, _convert(value, hints[key], name))
+
+
+def parse_overrides(overrides: List[str]) -> dict:
+    """``["loss.k=5", "data.sources=a,b"]`` -> nested dict (values still strings)."""
+    nested: dict = {}
+    for item in overrides:
+        if "=" not in item:
+            raise BauError(f"override {item!r}: expected section.key=value, e.g. loss.lam=1.5")
+        key, value = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = nested
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise BauError(f"override {item!r}: {part!r} is both a value and a section")
+        node[parts[-1]] = value
+    return nested
+
+
+def load_yaml(path: str) -> dict:
+    if not os.path.isfile(path):
+        raise BauError(f"config file {path}: not found (expected a YAML file)")
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f) or {}
+    except yaml.YAMLError as e:
+        line = getattr(getattr(e, "problem_mark", None), "line", None)
+        where = f" at line {line + 1}" if line is not None else ""
+        raise BauError(f"config file {path}: not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise BauError(f"config file {path}: expected a mapping of sections (data:, model:, loss:, ...)")
+    return data
+
+
+def load_config(path: Optional[str] = None, overrides: Optional[List[str]] = None,
+                base: Optional[dict] = None) -> Config:
+    """Defaults <- ``base`` dict <- YAML ``path`` <- ``overrides`` (``section.key=value``).
+
+    A YAML file may name another one with ``_base_: other.yaml`` (relative to itself), so the
+    protocol and ablation configs stay small.
+    """
+    cfg = Config()
+    if base:
+        _apply(cfg, base, "", "config")
+    if path:
+        for layer_path, layer in _yaml_chain(path):
+            _apply(cfg, layer, "", f"config file {layer_path}")
+    if overrides:
+        _apply(cfg, parse_overrides(overrides), "", "command line")
+    return cfg.validate()
+
+
+def _yaml_chain(path: str, depth: int = 0) -> List[tuple]:
+    if depth > 8:
+        raise BauError(f"config file {path}: _base_ chain is deeper than 8 files (a cycle?)")
+    data = load_yaml(path)
+    base = data.pop("_base_", None)
+    chain = []
+    if base:
+        chain = _yaml_chain(os.path.join(os.path.dirname(path), base), depth + 1)
+    return chain + [(path, data)]
+
+
+def config_from_dict(d: dict) -> Config:
+    cfg = Config()
+    _apply(cfg, d, "", "stored config")
+    return cfg
+
+
+def save_config(cfg: Config, path: str) -> None:
+    from bau.atomic import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

