@@ -1,0 +1,177 @@
+"""The P x K identity sampler: every mini-batch holds P identities with K images each.
+
+Section 4.2: "For each iteration, we sample 256 images, consisting of 64 identities with 4
+instances for each identity" (P = ``num_ids`` = 64, K = ``num_instances`` = 4). The batch-hard
+triplet loss and the alignment loss need positives inside the batch, hence K >= 2 images per
+identity, laid out consecutively::
+
+    [id_a, id_a, id_a, id_a, id_b, id_b, id_b, id_b, ...]   (P*K indices per batch)
+
+One epoch visits every identity at least once: the identities are drawn from a stream of random
+permutations, P distinct ones per batch, so the last incomplete group of a permutation is
+topped up with identities from the next permutation. Identities with fewer than K images use all
+of them and repeat some (sampling with replacement); identities with more images walk through a
+shuffled list of their images, so repeated visits see different images.
+
+The order depends only on ``seed + epoch`` (``set_epoch``, as ``DistributedSampler``), so a run
+resumed at an epoch boundary sees the same batches. With ``world_size`` > 1 every rank draws the
+same GLOBAL batch and keeps its own contiguous slice of ``P / world_size`` identities.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Deque, Dict, Iterator, List, Sequence
+
+import numpy as np
+from torch.utils.data import Sampler
+
+from bau.errors import BauError
+
+
+class PKSampler(Sampler[int]):
+    """Yields dataset indices in batches of ``num_ids`` identities x ``num_instances`` images.
+
+    Args:
+        pids: the identity label of every dataset item (``pids[i]`` is item ``i``'s id).
+        num_instances: K, consecutive images per identity.
+        num_ids: P, identities per GLOBAL batch (all ranks together).
+        seed: the base seed; epoch ``e`` uses ``seed + e``.
+        num_iters: batches per epoch; 0 = ``ceil(#identities / P)``, one visit of every identity.
+        rank, world_size: this process's slice of each global batch (distributed training).
+
+    ``len(sampler)`` is the number of indices this rank yields per epoch
+    (``num_batches * batch_size``).
+    """
+
+    def __init__(self, pids: Sequence[int], num_instances: int = 4, num_ids: int = 64, seed: int = 0,
+                 num_iters: int = 0, rank: int = 0, world_size: int = 1):
+        if num_instances < 1:
+            raise BauError(f"data.num_instances: expected at least 1 image per identity, got {num_instances}")
+        if num_ids < 1:
+            raise BauError(f"data.num_ids: expected at least 1 identity per batch, got {num_ids}")
+        if num_iters < 0:
+            raise BauError(f"train.iters_per_epoch: expected 0 (one pass over the identities) or a positive "
+                           f"number of batches, got {num_iters}")
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise BauError(f"distributed sampler: expected 0 <= rank < world_size, got rank={rank}, "
+                           f"world_size={world_size}")
+        if num_ids % world_size != 0:
+            raise BauError(f"data.num_ids={num_ids}: must be divisible by the number of processes "
+                           f"({world_size}) so every rank gets the same number of identities")
+        index_by_pid: Dict[int, List[int]] = {}
+        for index, pid in enumerate(pids):
+            index_by_pid.setdefault(int(pid), []).append(index)
+        if len(index_by_pid) < num_ids:
+            raise BauError(f"data.num_ids={num_ids}: the training set has only {len(index_by_pid)} identities; "
+                           f"expected at least one batch worth of distinct identities (lower data.num_ids)")
+        self.pid_list: List[int] = sorted(index_by_pid)
+        self.index_by_pid = index_by_pid
+        self.num_instances = num_instances
+        self.num_ids = num_ids
+        self.seed = seed
+        self.num_iters = num_iters
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+
+    # -- sizes ---------------------------------------------------------------------------------
+    @property
+    def num_batches(self) -> int:
+        """Batches per epoch: ``num_iters`` or enough to visit every identity once."""
+        return self.num_iters if self.num_iters > 0 else math.ceil(len(self.pid_list) / self.num_ids)
+
+    @property
+    def ids_per_rank(self) -> int:
+        return self.num_ids // self.world_size
+
+    @property
+    def batch_size(self) -> int:
+        """Indices per batch on this rank: ``(P / world_size) * K``."""
+        return self.ids_per_rank * self.num_instances
+
+    def __len__(self) -> int:
+        return self.num_batches * self.batch_size
+
+    # -- epochs and resuming -------------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch's permutation (``seed + epoch``); call before iterating each epoch."""
+        self.epoch = int(epoch)
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "seed": self.seed}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore the epoch (and seed) so the next ``iter`` reproduces the saved run's batches."""
+        try:
+            self.epoch = int(state["epoch"])
+            self.seed = int(state.get("seed", self.seed))
+        except (KeyError, TypeError, ValueError):
+            raise BauError(f"sampler state: expected a mapping with an integer 'epoch', got {state!r}") from None
+
+    # -- batches -------------------------------------------------------------------------------
+    def global_batches(self) -> List[List[int]]:
+        """The epoch's GLOBAL batches (all ranks), each ``P*K`` indices, K consecutive per identity."""
+        rng = np.random.default_rng(self.seed + self.epoch)
+        id_groups = self._identity_groups(rng)
+        cursors = _ImageCursors(self.index_by_pid, self.num_instances, rng)
+        return [[index for pid in group for index in cursors.take(pid)] for group in id_groups]
+
+    def __iter__(self) -> Iterator[int]:
+        start = self.rank * self.batch_size
+        for batch in self.global_batches():
+            yield from batch[start:start + self.batch_size]
+
+    def _identity_groups(self, rng: np.random.Generator) -> List[List[int]]:
+        """``num_batches`` groups of P distinct identities drawn from a stream of permutations.
+
+        An identity that is already in the group being filled (possible where one permutation
+        ends and the next begins) is deferred to the next group instead of being dropped, so each
+        permutation is still visited completely.
+        """
+        stream: Deque[int] = deque()
+        deferred: List[int] = []
+        groups: List[List[int]] = []
+        for _ in range(self.num_batches):
+            group: List[int] = []
+            members = set()
+            pending = deferred
+            deferred = []
+            while len(group) < self.num_ids:
+                if pending:
+                    pid = pending.pop(0)
+                else:
+                    if not stream:
+                        stream.extend(self.pid_list[i] for i in rng.permutation(len(self.pid_list)))
+                    pid = stream.popleft()
+                if pid in members:
+                    deferred.append(pid)
+                    continue
+                group.append(pid)
+                members.add(pid)
+            deferred = pending + deferred
+            groups.append(group)
+        return groups
+
+
+class _ImageCursors:
+    """Hands out K images per identity visit: all of a rare identity's images plus repeats, or the
+    next K of a shuffled walk through a frequent identity's images (reshuffled when exhausted)."""
+
+    def __init__(self, index_by_pid: Dict[int, List[int]], k: int, rng: np.random.Generator):
+        self.index_by_pid = index_by_pid
+        self.k = k
+        self.rng = rng
+        self.queues: Dict[int, List[int]] = {}
+
+    def take(self, pid: int) -> List[int]:
+        images = self.index_by_pid[pid]
+        if len(images) < self.k:
+            extra = self.rng.choice(len(images), size=self.k - len(images), replace=True)
+            chosen = list(images) + [images[i] for i in extra]
+            return [chosen[i] for i in self.rng.permutation(self.k)]
+        queue = self.queues.get(pid, [])
+        if len(queue) < self.k:
+            queue = [images[i] for i in self.rng.permutation(len(images))]
+        self.queues[pid] = queue[self.k:]
+        return queue[:self.k]

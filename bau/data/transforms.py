@@ -1,0 +1,156 @@
+"""The image pipelines: the original view, the augmented view, and the test pipeline.
+
+Section 4.2 and appendix A. Every training image gives two views (Fig. 3a):
+
+- original view ``x``: Resize (bicubic) -> RandomHorizontalFlip -> Pad(10) + RandomCrop ->
+  ToTensor -> ImageNet Normalize (the conventional re-ID pipeline);
+- augmented view ``x~ = t(x)``: the same, plus three augmentations, each applied independently
+  with probability ``p`` (``data.aug_prob``, 0.5; Table 9 / Figure 1 sweep it):
+  RandAugment without the colour-destroying ops (appendix A excludes Invert, Posterize,
+  Solarize and SolarizeAdd), ColorJitter, and Random Erasing.
+
+The order follows the authors' released pipeline: RandAugment on the decoded PIL image first,
+then resize / flip / crop, ColorJitter on the PIL crop, ToTensor, Normalize, and Random Erasing
+last, on the normalised tensor (an erased rectangle is filled with 0 there, i.e. the ImageNet
+mean colour). All randomness comes from torch's global generator, so a DataLoader worker
+seeded by torch reproduces its draws.
+
+An augmentation switched off (Table 8) or with ``p = 0`` is left out of the pipeline altogether,
+so the augmented view is then an ordinary draw of the original pipeline: same ops, same random
+numbers consumed.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Tuple
+
+import torch
+from PIL import Image
+from torch import Tensor
+from torchvision import transforms as T
+from torchvision.transforms import InterpolationMode
+
+from bau.errors import BauError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# Appendix A: ops that distort colours too much for a fine-grained task. torchvision's
+# RandAugment has Posterize and Solarize; Invert and SolarizeAdd belong to the original
+# RandAugment list and are named so that any version that adds them drops them too.
+EXCLUDED_RANDAUGMENT_OPS = frozenset({"Invert", "Posterize", "Solarize", "SolarizeAdd"})
+
+# Random Erasing's area and aspect ranges (Zhong et al.; the re-ID pipelines' 0.02-0.4 area).
+ERASE_SCALE = (0.02, 0.4)
+ERASE_RATIO = (0.3, 3.3)
+PAD = 10
+
+
+class ColourSafeRandAugment(T.RandAugment):
+    """torchvision's RandAugment (``num_ops=2``, ``magnitude=9`` of 31 bins) restricted to the ops
+    that keep colours: appendix A drops Invert, Posterize, Solarize and SolarizeAdd."""
+
+    def _augmentation_space(self, num_bins: int, image_size: Tuple[int, int]) -> Dict[str, Tuple[Tensor, bool]]:
+        space = super()._augmentation_space(num_bins, image_size)
+        return {name: meta for name, meta in space.items() if name not in EXCLUDED_RANDAUGMENT_OPS}
+
+
+class TwoViewTransform:
+    """One PIL image -> ``(original_view, augmented_view)``, two independent random draws."""
+
+    def __init__(self, orig: Callable[[Image.Image], Tensor], aug: Callable[[Image.Image], Tensor]):
+        self.orig = orig
+        self.aug = aug
+
+    def __call__(self, img: Image.Image) -> Tuple[Tensor, Tensor]:
+        return self.orig(img), self.aug(img)
+
+    def __repr__(self) -> str:
+        return f"TwoViewTransform(\norig={self.orig},\naug={self.aug})"
+
+
+def _check_size(height: int, width: int) -> None:
+    if height < 1 or width < 1:
+        raise BauError(f"data.height/data.width: expected positive image sizes, got {height}x{width}")
+
+
+def _normalize() -> T.Normalize:
+    return T.Normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD)
+
+
+def build_original_transform(height: int, width: int) -> T.Compose:
+    """The original view: resize, flip, pad + crop, tensor, normalise. Output ``[3, height, width]``."""
+    _check_size(height, width)
+    return T.Compose([
+        T.Resize((height, width), interpolation=InterpolationMode.BICUBIC),
+        T.RandomHorizontalFlip(p=0.5),
+        T.Pad(PAD),
+        T.RandomCrop((height, width)),
+        T.ToTensor(),
+        _normalize(),
+    ])
+
+
+def build_augmented_transform(height: int, width: int, aug_prob: float = 0.5, randaugment: bool = True,
+                              color_jitter: bool = True, random_erasing: bool = True) -> T.Compose:
+    """The augmented view: the original pipeline plus RandAugment, ColorJitter and Random Erasing,
+    each applied with probability ``aug_prob``. Output ``[3, height, width]``.
+
+    Also the single view of the "standard training pipeline" baseline (Sec. 3.1, Table 5 row 1):
+    one view that gets the augmentations with probability p.
+    """
+    _check_size(height, width)
+    if not 0.0 <= aug_prob <= 1.0:
+        raise BauError(f"data.aug_prob: expected a probability in [0, 1], got {aug_prob}")
+    use = aug_prob > 0.0  # p = 0 leaves the ops out so no random numbers are drawn for them
+    ops: List[Callable] = []
+    if use and randaugment:
+        ops.append(T.RandomApply([ColourSafeRandAugment(num_ops=2, magnitude=9)], p=aug_prob))
+    ops += [
+        T.Resize((height, width), interpolation=InterpolationMode.BICUBIC),
+        T.RandomHorizontalFlip(p=0.5),
+        T.Pad(PAD),
+        T.RandomCrop((height, width)),
+    ]
+    if use and color_jitter:
+        jitter = T.ColorJitter(brightness=(0.5, 2.0), contrast=(0.5, 2.0), saturation=(0.5, 2.0), hue=(-0.1, 0.1))
+        ops.append(T.RandomApply([jitter], p=aug_prob))
+    ops += [T.ToTensor(), _normalize()]
+    if use and random_erasing:
+        ops.append(T.RandomErasing(p=aug_prob, scale=ERASE_SCALE, ratio=ERASE_RATIO, value=0))
+    return T.Compose(ops)
+
+
+def build_transforms(height: int, width: int, aug_prob: float = 0.5, randaugment: bool = True,
+                     color_jitter: bool = True, random_erasing: bool = True,
+                     augment_original: bool = False) -> TwoViewTransform:
+    """The two-view training transform of BAU: ``img -> (original_view, augmented_view)``.
+
+    ``augment_original=True`` builds the first view with the augmented pipeline as well (two
+    augmented draws); the default keeps it a plain original view as in the paper.
+    """
+    aug = build_augmented_transform(height, width, aug_prob, randaugment, color_jitter, random_erasing)
+    if augment_original:
+        orig = build_augmented_transform(height, width, aug_prob, randaugment, color_jitter, random_erasing)
+    else:
+        orig = build_original_transform(height, width)
+    return TwoViewTransform(orig, aug)
+
+
+def build_test_transform(height: int, width: int) -> T.Compose:
+    """Query/gallery images: bicubic resize, tensor, normalise; no randomness."""
+    _check_size(height, width)
+    return T.Compose([
+        T.Resize((height, width), interpolation=InterpolationMode.BICUBIC),
+        T.ToTensor(),
+        _normalize(),
+    ])
+
+
+def denormalize(tensor: Tensor) -> Tensor:
+    """Undo the ImageNet normalisation for display: ``[3, H, W]`` or ``[B, 3, H, W]`` -> values in [0, 1]."""
+    if tensor.dim() not in (3, 4) or tensor.shape[-3] != 3:
+        raise BauError(f"denormalize: expected a [3, H, W] or [B, 3, H, W] tensor, got shape {tuple(tensor.shape)}")
+    shape = (3, 1, 1)
+    mean = torch.tensor(IMAGENET_MEAN, dtype=tensor.dtype, device=tensor.device).view(shape)
+    std = torch.tensor(IMAGENET_STD, dtype=tensor.dtype, device=tensor.device).view(shape)
+    return (tensor * std + mean).clamp(0.0, 1.0)

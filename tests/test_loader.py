@@ -1,0 +1,127 @@
+"""TrainImageSet / TestImageSet and the DataLoaders, on a few tiny generated images."""
+import random
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from bau.config import DataConfig
+from bau.data.loader import (TestImageSet, TrainImageSet, build_test_loader, build_train_loader, seed_worker)
+from bau.data.samplers import PKSampler
+from bau.data.transforms import build_test_transform, build_transforms
+from bau.errors import BauError
+
+H, W = 32, 16
+
+
+@pytest.fixture
+def items(tmp_path):
+    """6 identities x 3 images, two domains, as (path, pid, camid, domain)."""
+    rng = np.random.default_rng(0)
+    out = []
+    for pid in range(6):
+        for j in range(3):
+            path = tmp_path / f"{pid:02d}_c{j}_{j}.jpg"
+            Image.fromarray(rng.integers(0, 256, size=(30 + pid, 14 + j, 3), dtype=np.uint8)).save(path)
+            out.append((str(path), pid, j, pid % 2))
+    return out
+
+
+def small_cfg(workers=0, **kw):
+    return DataConfig(height=H, width=W, num_ids=2, num_instances=2, workers=workers, **kw)
+
+
+def test_train_set_returns_both_views_and_labels(items):
+    ds = TrainImageSet(items, build_transforms(H, W))
+    assert ds.two_view and len(ds) == 18
+    sample = ds[4]
+    assert set(sample) == {"orig", "aug", "pid", "camid", "domain", "index"}
+    assert sample["orig"].shape == sample["aug"].shape == (3, H, W)
+    assert (sample["pid"], sample["camid"], sample["domain"], sample["index"]) == (1, 1, 1, 4)
+
+
+def test_three_tuples_get_domain_zero(items):
+    ds = TrainImageSet([it[:3] for it in items], build_test_transform(H, W))
+    sample = ds[5]
+    assert not ds.two_view and "aug" not in sample
+    assert sample["domain"] == 0 and sample["pid"] == 1 and sample["orig"].shape == (3, H, W)
+
+
+def test_train_loader_batches_are_p_by_k_with_two_views(items):
+    loader = build_train_loader(items, small_cfg(), two_view=True, seed=1)
+    assert isinstance(loader.sampler, PKSampler) and loader.batch_size == 4
+    batches = list(loader)
+    assert len(batches) == len(loader) == 3  # ceil(6 ids / P=2)
+    seen = set()
+    for b in batches:
+        assert b["orig"].shape == b["aug"].shape == (4, 3, H, W)
+        pids = b["pid"].tolist()
+        assert pids[0] == pids[1] and pids[2] == pids[3] and pids[0] != pids[2]
+        assert b["domain"].tolist() == [p % 2 for p in pids]
+        assert [items[i][1] for i in b["index"].tolist()] == pids
+        seen.update(pids)
+    assert seen == set(range(6))
+
+
+def test_single_view_loader_has_no_aug_key(items):
+    loader = build_train_loader(items, small_cfg(aug_prob=1.0), two_view=False, seed=1)
+    batch = next(iter(loader))
+    assert "aug" not in batch and batch["orig"].shape == (4, 3, H, W)
+
+
+def test_train_loader_with_workers_is_reproducible(items):
+    def first_batch(seed):
+        loader = build_train_loader(items, small_cfg(workers=2), two_view=True, seed=seed, epoch=2)
+        assert loader.persistent_workers and loader.sampler.epoch == 2
+        batch = next(iter(loader))
+        del loader
+        return batch
+
+    a, b, c = first_batch(5), first_batch(5), first_batch(6)
+    assert torch.equal(a["index"], b["index"])
+    assert torch.equal(a["orig"], b["orig"]) and torch.equal(a["aug"], b["aug"])
+    assert not torch.equal(a["aug"], c["aug"])
+
+
+def test_sharded_loaders_split_each_batch(items):
+    cfg = DataConfig(height=H, width=W, num_ids=4, num_instances=2, workers=0)
+    full = build_train_loader(items, cfg, seed=3)
+    shards = [build_train_loader(items, cfg, seed=3, rank=r, world_size=2) for r in range(2)]
+    assert shards[0].batch_size == 4
+    whole = [b["index"].tolist() for b in full]
+    parts = [[b["index"].tolist() for b in s] for s in shards]
+    assert [p0 + p1 for p0, p1 in zip(*parts)] == whole
+
+
+def test_test_set_and_loader_keep_order(items):
+    test_items = [it[:3] for it in items[:7]]
+    ds = TestImageSet(test_items, build_test_transform(H, W))
+    sample = ds[2]
+    assert set(sample) == {"img", "pid", "camid", "index"} and sample["img"].shape == (3, H, W)
+    loader = build_test_loader(test_items, H, W, batch_size=3, workers=0)
+    batches = list(loader)
+    assert [len(b["index"]) for b in batches] == [3, 3, 1]
+    assert torch.cat([b["index"] for b in batches]).tolist() == list(range(7))
+    assert torch.equal(batches[0]["img"][2], sample["img"])
+
+
+def test_bad_items_and_files_are_one_line_errors(items, tmp_path):
+    with pytest.raises(BauError, match="item 0"):
+        TrainImageSet([("a.jpg", 1)], build_test_transform(H, W))
+    with pytest.raises(BauError, match="empty"):
+        TrainImageSet([], build_test_transform(H, W))
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"not an image")
+    ds = TestImageSet([(str(bad), 0, 0)], build_test_transform(H, W))
+    with pytest.raises(BauError, match="broken.jpg"):
+        ds[0]
+    with pytest.raises(BauError, match="num_ids"):
+        build_train_loader(items, DataConfig(height=H, width=W, num_ids=8, workers=0))
+
+
+def test_seed_worker_seeds_python_and_numpy_from_torch():
+    torch.manual_seed(1234)
+    seed_worker(0)
+    got = (random.random(), np.random.random())
+    assert got == (random.Random(1234).random(), np.random.RandomState(1234).random_sample())
