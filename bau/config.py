@@ -86,6 +86,7 @@ class TrainConfig:
     eval_every: int = 10  # epochs; 0 = only after the last epoch
     log_every: int = 1  # steps between JSON-lines log records
     max_steps: int = 0  # stop after this many steps in total (0 = no limit); benchmarks and tests
+    threads: int = 0  # torch intra-op CPU threads (0 = torch's default); leave cores to the loader workers
 
 
 @dataclass

@@ -16,7 +16,6 @@ from bau.config import Config
 from bau.data.datasets import build_dataset
 from bau.data.loader import build_test_loader
 from bau.evaluation import evaluate_ranking, pairwise_distance
-from bau.reranking import re_ranking
 
 
 @torch.no_grad()
@@ -50,6 +49,8 @@ def rank_split(qf: np.ndarray, gf: np.ndarray, query: Sequence[tuple], gallery: 
     g_pids = np.array([it[1] for it in gallery]); g_cams = np.array([it[2] for it in gallery])
     dist = pairwise_distance(qf, gf)
     if rerank:
+        from bau.reranking import re_ranking
+
         dist = re_ranking(dist, pairwise_distance(qf, qf), pairwise_distance(gf, gf))
     r = evaluate_ranking(dist, q_pids, g_pids, q_cams, g_cams, max_rank=max_rank)
     cmc = r["cmc"]

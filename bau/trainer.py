@@ -83,17 +83,17 @@ class Trainer:
             raise BauError(f"run folder {run_dir} already holds a run (last.pt); resume it with "
                            f"`bau train --resume {run_dir}` or choose another --out")
         os.makedirs(run_dir, exist_ok=True)
+        if cfg.train.threads > 0:
+            torch.set_num_threads(cfg.train.threads)
         seed_everything(cfg.train.seed)
 
         # data
         self.sources = [build_dataset(n, cfg.data.root, split=0, split_seed=cfg.data.split_seed,
                                       num_splits=cfg.data.num_splits) for n in cfg.data.sources]
         self.train_set: MultiSourceTrainSet = combine(self.sources, list(cfg.data.sources))
-        self.loader = build_train_loader(self.train_set.items, cfg.data, two_view=cfg.loss.two_view,
-                                         seed=cfg.train.seed, num_iters=cfg.train.iters_per_epoch,
-                                         pin_memory=self.device.type == "cuda")
-        self.sampler = self.loader.batch_sampler if hasattr(self.loader.batch_sampler, "set_epoch") \
-            else self.loader.sampler
+        self.loader = build_train_loader(self.train_set.train, cfg.data, two_view=cfg.loss.two_view,
+                                         seed=cfg.train.seed, num_iters=cfg.train.iters_per_epoch)
+        self.sampler = self.loader.sampler
 
         # model, memory bank, objective, optimiser
         self.model: ReIDModel = build_model(cfg, self.train_set.num_classes).to(self.device)
@@ -122,7 +122,7 @@ class Trainer:
     # -- set-up helpers -------------------------------------------------------------------------
     def _initialise_memory(self) -> None:
         """Prototypes = L2-normalised mean feature of each class before training (Sec. 3.2)."""
-        items = self.train_set.items
+        items = self.train_set.train
         feats = extract_features(self.model, items, self.cfg, self.device, progress=self.progress,
                                  desc="memory init")
         pids = torch.as_tensor([it[1] for it in items], device=self.device)

@@ -1,0 +1,151 @@
+import json
+import os
+
+import pytest
+import torch
+
+from bau.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from bau.config import load_config
+from bau.errors import BauError
+from bau.trainer import Trainer, TrainingDiverged, lr_factor, resume_config
+from tests.conftest import tiny_overrides
+
+
+def _train(root, run_dir, **extra):
+    cfg = load_config(None, tiny_overrides(root, **extra))
+    return Trainer(cfg, str(run_dir), progress=False, echo=lambda s: None).fit()
+
+
+def test_lr_schedule_warmup_and_steps():
+    cfg = load_config(None, [])
+    assert lr_factor(0, cfg) == pytest.approx(0.01)
+    assert lr_factor(5, cfg) == pytest.approx(0.01 * 0.5 + 0.5)
+    assert lr_factor(10, cfg) == 1.0 and lr_factor(29, cfg) == 1.0
+    assert lr_factor(30, cfg) == pytest.approx(0.1) and lr_factor(50, cfg) == pytest.approx(0.01)
+
+
+def test_run_folder_contents(tiny_synth, tmp_path):
+    result = _train(tiny_synth, tmp_path / "run")
+    run = tmp_path / "run"
+    assert result["finished"] and set(result["metrics"]) == {"folder:synth_c"}
+    for name in ("config.yaml", "log.jsonl", "last.pt", "best.pt", "results.json"):
+        assert (run / name).is_file(), name
+    records = [json.loads(l) for l in (run / "log.jsonl").read_text().splitlines()]
+    steps = [r for r in records if r["event"] == "step"]
+    evals = [r for r in records if r["event"] == "eval"]
+    assert [r["step"] for r in steps] == [1, 2, 3, 4]
+    assert {"ce", "tri", "align", "uniform", "domain", "total"} <= set(steps[0])
+    assert [r["epoch"] for r in evals] == [1, 2] and 0 <= evals[-1]["mAP"] <= 1
+    # the stored config is the resolved one and rebuilds the same run
+    again = load_config(str(run / "config.yaml"))
+    assert again.data.sources == ["folder:synth_a", "folder:synth_b"] and again.data.height == 32
+    ckpt = load_checkpoint(str(run / "last.pt"))
+    assert ckpt["epoch"] == 2 and ckpt["step"] == 4 and "memory" in ckpt and "optimizer" in ckpt
+    model, _, _ = model_from_checkpoint(str(run / "last.pt"))
+    assert not model.training
+    with pytest.raises(BauError, match="already holds a run"):
+        _train(tiny_synth, run)
+
+
+def test_resume_after_kill_gives_identical_weights(tiny_synth, tmp_path, monkeypatch):
+    _train(tiny_synth, tmp_path / "full", **{"train.epochs": 3})
+
+    # "kill" the second run right after its epoch-1 checkpoint: the process dies in epoch 2
+    import bau.trainer as trainer_mod
+
+    real_save = trainer_mod.save_checkpoint
+    calls = {"n": 0}
+
+    def save_then_die(path, payload):
+        real_save(path, payload)
+        if path.endswith("last.pt"):
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer_mod, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        _train(tiny_synth, tmp_path / "killed", **{"train.epochs": 3})
+    monkeypatch.setattr(trainer_mod, "save_checkpoint", real_save)
+    assert load_checkpoint(str(tmp_path / "killed" / "last.pt"))["epoch"] == 1
+
+    cfg = resume_config(str(tmp_path / "killed"))
+    Trainer(cfg, str(tmp_path / "killed"), resume=True, progress=False, echo=lambda s: None).fit()
+    a = load_checkpoint(str(tmp_path / "full" / "last.pt"))
+    b = load_checkpoint(str(tmp_path / "killed" / "last.pt"))
+    assert a["step"] == b["step"] == 6
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    assert torch.equal(a["memory"]["prototypes"], b["memory"]["prototypes"])
+    steps = [json.loads(l)["step"] for l in open(tmp_path / "killed" / "log.jsonl") if '"step"' in l and
+             json.loads(l)["event"] == "step"]
+    assert steps == list(range(1, 7))
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_synth, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    _train(tiny_synth, run, **{"train.epochs": 1})
+    before = (run / "last.pt").read_bytes()
+
+    import bau.objective as objective_mod
+
+    real = objective_mod.uniformity_loss
+    monkeypatch.setattr(objective_mod, "uniformity_loss", lambda f: real(f) * float("nan"))
+    cfg = resume_config(str(run), ["train.epochs=2"])
+    with pytest.raises(TrainingDiverged, match="'uniform' became nan"):
+        Trainer(cfg, str(run), resume=True, progress=False, echo=lambda s: None).fit()
+    assert (run / "last.pt").read_bytes() == before
+
+
+def test_foreign_and_corrupt_checkpoints_are_refused(tmp_path):
+    plain = tmp_path / "plain.pt"
+    torch.save({"weights": torch.zeros(2)}, plain)
+    with pytest.raises(BauError, match="not a bau checkpoint"):
+        load_checkpoint(str(plain))
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    evil = tmp_path / "evil.pt"
+    torch.save({"format": "bau-checkpoint", "x": Evil()}, evil)
+    with pytest.raises(BauError, match="weights_only"):
+        load_checkpoint(str(evil))
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x00garbage")
+    with pytest.raises(BauError, match="junk.pt"):
+        load_checkpoint(str(junk))
+    with pytest.raises(BauError, match="not found"):
+        load_checkpoint(str(tmp_path / "none.pt"))
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_checkpoint(str(path), {"model": {}, "config": {}, "num_classes": 1})
+    before = path.read_bytes()
+
+    def broken_save(obj, f):
+        with open(f, "wb") as fh:
+            fh.write(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        save_checkpoint(str(path), {"model": {"w": torch.ones(1)}, "config": {}, "num_classes": 1})
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_single_view_baseline_and_ablation_switches(tiny_synth, tmp_path):
+    r = _train(tiny_synth, tmp_path / "base", **{"loss.two_view": "false", "loss.align": "false",
+                                                  "loss.uniform": "false", "loss.domain": "false",
+                                                  "train.epochs": 1})
+    assert r["finished"]
+    rec = [json.loads(l) for l in open(tmp_path / "base" / "log.jsonl")][0]
+    assert {"ce", "tri", "total"} <= set(rec) and "align" not in rec and "domain" not in rec
+    r = _train(tiny_synth, tmp_path / "ceaug", **{"loss.ce_aug": "true", "loss.weighting": "false",
+                                                   "loss.domain_specific": "false", "train.epochs": 1})
+    rec = [json.loads(l) for l in open(tmp_path / "ceaug" / "log.jsonl")][0]
+    assert {"ce_aug", "align", "domain"} <= set(rec)
+    assert rec["total"] == pytest.approx(rec["ce"] + rec["tri"] + rec["ce_aug"] + 1.5 * rec["align"]
+                                         + rec["uniform"] + rec["domain"], rel=1e-4)
