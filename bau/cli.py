@@ -108,6 +108,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from bau.sweep import run_sweep
+
+    rows = run_sweep(args.config, args.out, args.overrides, progress=not args.quiet, only=args.only)
+    done = sum(r["status"] == "finished" for r in rows)
+    print(f"sweep {args.out}: {done}/{len(rows)} runs finished; summary in {args.out}/summary.csv")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bau", description="Train, evaluate and analyse BAU (Balancing Alignment and "
                                                         "Uniformity) for domain-generalizable person re-ID.")
@@ -171,6 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--quiet", action="store_true")
     m.set_defaults(func=_cmd_demo)
 
+    w = sub.add_parser("sweep", help="train a grid of runs (skips finished, resumes interrupted) + summary table")
+    w.add_argument("--config", required=True, help="sweep YAML, e.g. experiments/sweeps/demo.yaml")
+    w.add_argument("--out", required=True, help="sweep folder (one run folder per grid point)")
+    w.add_argument("--only", nargs="+", metavar="RUN", help="train only these run names")
+    w.add_argument("overrides", nargs="*", metavar="section.key=value", help="overrides for every run")
+    w.add_argument("--quiet", action="store_true")
+    w.set_defaults(func=_cmd_sweep)
     return p
 
 

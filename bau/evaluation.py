@@ -136,11 +136,13 @@ def evaluate_ranking(
     num_q, num_g = dist.shape
     if len(q_pids) != num_q or len(q_camids) != num_q:
         raise ValueError(
-            f"evaluate_ranking: distmat has {num_q} query rows but {len(q_pids)} query pids and {len(q_camids)} query camids"
+            f"evaluate_ranking: distmat has {num_q} query rows but "
+            f"{len(q_pids)} query pids and {len(q_camids)} query camids"
         )
     if len(g_pids) != num_g or len(g_camids) != num_g:
         raise ValueError(
-            f"evaluate_ranking: distmat has {num_g} gallery columns but {len(g_pids)} gallery pids and {len(g_camids)} gallery camids"
+            f"evaluate_ranking: distmat has {num_g} gallery columns but "
+            f"{len(g_pids)} gallery pids and {len(g_camids)} gallery camids"
         )
     if max_rank < 1:
         raise ValueError(f"evaluate_ranking: max_rank must be >= 1, got {max_rank}")

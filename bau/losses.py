@@ -47,7 +47,9 @@ def reciprocal_weights(f_orig: torch.Tensor, f_aug: torch.Tensor, k: int) -> tor
         ``[B, B]`` weights in [0, 1], without gradient. Row = augmented sample, column = original.
     """
     if f_orig.shape != f_aug.shape or f_orig.dim() != 2:
-        raise ValueError(f"reciprocal_weights: expected two [B, d] tensors, got {tuple(f_orig.shape)} and {tuple(f_aug.shape)}")
+        raise ValueError(
+            f"reciprocal_weights: expected two [B, d] tensors, got {tuple(f_orig.shape)} and {tuple(f_aug.shape)}"
+        )
     if k < 1:
         raise ValueError(f"reciprocal_weights: k must be >= 1, got {k}")
     x = F.normalize(torch.cat([f_orig, f_aug], 0).detach().float(), dim=1)

@@ -35,7 +35,9 @@ class PrototypeMemory(torch.nn.Module):
         super().__init__()
         domains = torch.as_tensor(class_domains, dtype=torch.long).reshape(-1)
         if domains.numel() != num_classes:
-            raise ValueError(f"PrototypeMemory: class_domains has {domains.numel()} entries, expected num_classes={num_classes}")
+            raise ValueError(
+                f"PrototypeMemory: class_domains has {domains.numel()} entries, expected num_classes={num_classes}"
+            )
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"PrototypeMemory: momentum must be in [0, 1], got {momentum}")
         self.momentum = float(momentum)
@@ -56,7 +58,10 @@ class PrototypeMemory(torch.nn.Module):
                 f"got {tuple(features.shape)} and {tuple(pids.shape)}"
             )
         if len(pids) and (int(pids.min()) < 0 or int(pids.max()) >= self.num_classes):
-            raise ValueError(f"PrototypeMemory: pids must lie in [0, {self.num_classes}), got [{int(pids.min())}, {int(pids.max())}]")
+            raise ValueError(
+                f"PrototypeMemory: pids must lie in [0, {self.num_classes}), "
+                f"got [{int(pids.min())}, {int(pids.max())}]"
+            )
         sums = torch.zeros_like(self.prototypes).index_add_(0, pids, features.to(self.prototypes.device))
         counts = torch.zeros(self.num_classes, device=self.prototypes.device, dtype=self.prototypes.dtype)
         counts.index_add_(0, pids, torch.ones_like(pids, dtype=counts.dtype))

@@ -235,7 +235,9 @@ def re_ranking(
             f"g_g_dist ({num_g}, {num_g}), got {tuple(q_q.shape)} and {tuple(g_g.shape)}"
         )
     if k1 < 1 or k2 < 1 or not 0.0 <= lambda_value <= 1.0:
-        raise ValueError(f"re_ranking: need k1 >= 1, k2 >= 1 and 0 <= lambda_value <= 1, got {k1}, {k2}, {lambda_value}")
+        raise ValueError(
+            f"re_ranking: need k1 >= 1, k2 >= 1 and 0 <= lambda_value <= 1, got {k1}, {k2}, {lambda_value}"
+        )
     q_q, g_g = q_q.to(q_g.device), g_g.to(q_g.device)
     blocks_np = [b.cpu().numpy() for b in (q_g, q_q, g_g)]
     n = num_q + num_g
