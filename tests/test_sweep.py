@@ -1,0 +1,74 @@
+import json
+import os
+
+import pytest
+import yaml
+
+from bau.errors import BauError
+from bau.sweep import expand_grid, load_sweep, read_summary, run_sweep
+from tests.conftest import tiny_overrides
+
+
+def test_expand_grid_names_labels_overrides():
+    runs = expand_grid({"method": {"baseline": {"loss.align": False}, "bau": {}},
+                        "data.aug_prob": [0.0, 0.5]}, "x")
+    assert [r.name for r in runs] == ["method-baseline__aug_prob-0.0", "method-baseline__aug_prob-0.5",
+                                      "method-bau__aug_prob-0.0", "method-bau__aug_prob-0.5"]
+    assert runs[0].labels == {"method": "baseline", "aug_prob": 0.0}
+    assert runs[0].overrides == ["loss.align=false", "data.aug_prob=0.0"]
+    with pytest.raises(BauError, match="axis"):
+        expand_grid({"data.aug_prob": 3}, "x")
+
+
+def _write_sweep(tmp_path, root):
+    base = tmp_path / "base.yaml"
+    base.write_text("model:\n  backbone: mobilenetv2\n")
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(yaml.safe_dump({
+        "base": "base.yaml",
+        "overrides": tiny_overrides(root, **{"train.epochs": 1}),
+        "grids": [{"method": {"baseline": {"loss.two_view": False, "loss.align": False, "loss.uniform": False,
+                                           "loss.domain": False}, "bau": {}},
+                   "data.aug_prob": [0.0, 1.0]}],
+    }, sort_keys=False))
+    return str(sweep)
+
+
+def test_sweep_trains_skips_and_resumes(tiny_synth, tmp_path):
+    path = _write_sweep(tmp_path, tiny_synth)
+    out = str(tmp_path / "sweep")
+    rows = run_sweep(path, out, progress=False, only=["method-bau__aug_prob-1.0"], echo=lambda s: None)
+    status = {r["run"]: r["status"] for r in rows}
+    assert status["method-bau__aug_prob-1.0"] == "finished"
+    assert sum(s == "pending" for s in status.values()) == 3
+    mtime = os.path.getmtime(os.path.join(out, "method-bau__aug_prob-1.0", "last.pt"))
+
+    # an interrupted run (results.json missing) is resumed, finished ones are skipped
+    messages = []
+    os.remove(os.path.join(out, "method-bau__aug_prob-1.0", "results.json"))
+    run_sweep(path, out, progress=False, only=["method-bau__aug_prob-1.0", "method-baseline__aug_prob-0.0"],
+              echo=messages.append)
+    assert any("method-bau__aug_prob-1.0: resuming" in m for m in messages)
+    messages.clear()
+    rows = run_sweep(path, out, progress=False, echo=messages.append)
+    assert any("method-baseline__aug_prob-0.0: finished, skipped" in m for m in messages)
+    assert all(r["status"] == "finished" for r in rows)
+    assert os.path.getmtime(os.path.join(out, "method-bau__aug_prob-1.0", "last.pt")) >= mtime
+    summary = read_summary(out)
+    row = next(r for r in summary if r["run"] == "method-baseline__aug_prob-0.0")
+    assert row["method"] == "baseline" and row["aug_prob"] == 0.0 and 0 <= row["folder:synth_c/mAP"] <= 1
+    assert open(os.path.join(out, "summary.csv")).readline().startswith("run,method,aug_prob,status")
+
+
+def test_bad_sweep_files(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text("grids: []\n")
+    with pytest.raises(BauError, match="base"):
+        load_sweep(str(p))
+    p.write_text("base: nope.yaml\ngrids: [{a: [1]}]\n")
+    with pytest.raises(BauError, match="not found"):
+        load_sweep(str(p))
+    (tmp_path / "b.yaml").write_text("{}\n")
+    p.write_text("base: b.yaml\ngrids: [{loss.k: [abc]}]\n")
+    with pytest.raises(BauError, match="loss.k"):
+        load_sweep(str(p))
