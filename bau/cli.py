@@ -88,7 +88,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
     kwargs = {k: v for k, v in {"num_domains": args.domains, "ids_per_domain": args.ids, "seed": args.seed,
                                 "height": args.height, "width": args.width}.items() if v is not None}
-    stats = generate(args.out, **kwargs)
+    stats = generate(args.out, overwrite=args.force, **kwargs)
     print(format_stats(stats))
     return 0
 
@@ -161,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int)
     s.add_argument("--height", type=int)
     s.add_argument("--width", type=int)
+    s.add_argument("--force", action="store_true", help="replace domain folders that hold other data")
     s.set_defaults(func=_cmd_synth)
 
     d = sub.add_parser("data", help="dataset tools")

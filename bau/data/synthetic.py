@@ -157,7 +157,7 @@ PRESETS: Tuple[DomainStyle, ...] = (
         upper_scenes=("brick", "vegetation", "facade"), ground_scenes=("asphalt",),
         wall_colors=((120, 90, 76), (96, 92, 90), (110, 120, 100)),
         ground_colors=((84, 84, 88), (70, 70, 72)),
-        temperature=(1.06, 0.98, 0.86), saturation=0.6, contrast=0.85, brightness=0.8, render_scale=0.5,
+        temperature=(1.06, 0.98, 0.86), saturation=0.6, contrast=0.85, brightness=0.7, render_scale=0.5,
         blur=0.7, noise=7.0, jpeg_quality=70, occlusion_prob=0.25, top_weights=_MIXED_TOPS,
         bottom_weights=_BOTTOMS, shorts_prob=0.1, skirt_prob=0.08, coat_prob=0.3, short_sleeve_prob=0.3,
         pattern_weights=(0.45, 0.15, 0.1, 0.15, 0.15), bag_weights=(0.4, 0.25, 0.2, 0.15)),
@@ -177,7 +177,10 @@ def random_style(rng: np.random.Generator) -> DomainStyle:
     """A domain beyond the presets: scene, optics and fashion mixed at random."""
     uppers = ("brick", "facade", "vegetation", "indoor_wall", "shopfront")
     grounds = ("pavement", "grass", "asphalt", "tiles")
-    pick = lambda options, k: tuple(sorted(rng.choice(options, size=k, replace=False).tolist()))  # noqa: E731
+
+    def pick(options: Tuple[str, ...], k: int) -> Tuple[str, ...]:
+        return tuple(sorted(rng.choice(options, size=k, replace=False).tolist()))
+
     cams = int(rng.integers(2, 9))
     tops = (_SUMMER_TOPS, _WINTER_TOPS, _MIXED_TOPS)[int(rng.integers(3))]
     patterns = rng.dirichlet(np.full(len(PATTERNS), 3.0))
@@ -635,10 +638,11 @@ def make_camera(rng: np.random.Generator, style: DomainStyle, canvas_h: int, can
     upper = _upper_scene(str(rng.choice(style.upper_scenes)), rng, horizon, ws, s, style)
     ground = _ground_scene(str(rng.choice(style.ground_scenes)), rng, hs - horizon, ws, s, style)
     scene = np.concatenate([upper, ground], axis=0)
-    # Light falls off towards the top: brighter floor or ceiling depending on the camera.
+    # A vertical light gradient, its direction and strength fixed per camera (sky, lamps, shade).
     scene *= np.linspace(rng.uniform(0.85, 1.1), rng.uniform(0.9, 1.1), hs, dtype=np.float32)[:, None, None]
     lo = rng.uniform(0.74, 0.86)
-    return Camera(scene=Image.fromarray(np.clip(scene, 0, 255).astype(np.uint8)), view_probs=rng.dirichlet(np.full(4, 1.2)),
+    return Camera(scene=Image.fromarray(np.clip(scene, 0, 255).astype(np.uint8)),
+                  view_probs=rng.dirichlet(np.full(4, 1.2)),
                   gain=float(rng.uniform(0.85, 1.15)), cast=1.0 + rng.normal(0, 0.05, 3),
                   scale_range=(lo, min(0.98, lo + rng.uniform(0.1, 0.18))), shadow=float(rng.uniform(0.0, 0.3)))
 
@@ -682,20 +686,33 @@ def render_image(person: Person, camera: Camera, style: DomainStyle, rng: np.ran
     if style.blur > 0:
         img = img.filter(ImageFilter.GaussianBlur(style.blur * rng.uniform(0.7, 1.3)))
     # Lighting: a global gain and a linear shadow across the image, then the camera's colour cast
-    # and the domain's colour temperature, saturation and contrast. All of it is linear in the
-    # pixel, so it is folded into one per-pixel scale and one 3x3 colour matrix.
+    # and the domain's colour temperature, saturation and contrast.
     angle = rng.uniform(0, 2 * np.pi)
     yy = np.linspace(-1.0, 1.0, height, dtype=np.float32)[:, None]
     xx = np.linspace(-1.0, 1.0, width, dtype=np.float32)[None, :]
     ramp = 1.0 + camera.shadow * rng.uniform(0.5, 1.0) * (np.cos(angle) * xx + np.sin(angle) * yy)
     gains = camera.gain * rng.uniform(0.78, 1.22) * style.brightness * camera.cast * np.asarray(style.temperature)
-    s = style.saturation
-    saturate = s * np.eye(3) + (1 - s) / 3.0 * np.ones((3, 3))  # blend each pixel with its grey
-    matrix = (style.contrast * saturate * gains[None, :]).astype(np.float32)  # contrast about mid-grey 128
-    a = (np.asarray(img, dtype=np.float32) * ramp[..., None]) @ matrix.T + np.float32(128.0 * (1 - style.contrast))
+    a = colour_transform(np.asarray(img, dtype=np.float32), ramp, gains, style.saturation, style.contrast)
     if style.noise > 0:  # uniform noise with the requested std: a third of the cost of Gaussian draws
         a += (rng.random(a.shape, dtype=np.float32) - np.float32(0.5)) * np.float32(style.noise * 12 ** 0.5)
     return Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8))
+
+
+def colour_transform(rgb: np.ndarray, light: np.ndarray, gains: np.ndarray, saturation: float,
+                     contrast: float) -> np.ndarray:
+    """Lighting and colour grading of an image, as one linear map per pixel.
+
+    ``rgb``: (H, W, 3) float; ``light``: (H, W) per-pixel brightness; ``gains``: (3,) RGB gains
+    (colour temperature, camera cast, exposure). The result is, per pixel,
+    ``c' = contrast * (grey + saturation * (c - grey) - 128) + 128`` with ``c = light * gains * rgb``
+    and ``grey`` the mean of ``c`` over channels; returned as (H, W, 3) float32 (not clipped).
+    Saturation and contrast are linear, so they fold into one 3x3 matrix.
+    """
+    s = float(saturation)
+    saturate = s * np.eye(3) + (1.0 - s) / 3.0 * np.ones((3, 3))  # row i: s * c_i + (1 - s) * grey
+    matrix = (float(contrast) * saturate * np.asarray(gains, np.float64)[None, :]).astype(np.float32)
+    lit = np.asarray(rgb, np.float32) * np.asarray(light, np.float32)[..., None]
+    return lit @ matrix.T + np.float32(128.0 * (1.0 - float(contrast)))
 
 
 def camera_canvas(style: DomainStyle, height: int, width: int) -> Tuple[int, int]:
@@ -864,7 +881,8 @@ def generate(out_dir: str, num_domains: int = 4, ids_per_domain: int = 240, seed
             by_pid.setdefault(shot.pid, []).append(shot)
         pids = sorted(by_pid)
         for i in range(0, len(pids), chunk):
-            tasks.append(_Task(folder, seed, d, style, height, width, [s for p in pids[i:i + chunk] for s in by_pid[p]]))
+            ids = pids[i:i + chunk]
+            tasks.append(_Task(folder, seed, d, style, height, width, [s for p in ids for s in by_pid[p]]))
         domains[name] = {split: _describe(shots, split) for split in SPLIT_DIRS}
         domains[name]["num_cameras"] = cams
         domains[name]["style"] = asdict(style)
