@@ -73,7 +73,7 @@ def test_single_view_loader_has_no_aug_key(items):
 def test_train_loader_with_workers_is_reproducible(items):
     def first_batch(seed):
         loader = build_train_loader(items, small_cfg(workers=2), two_view=True, seed=seed, epoch=2)
-        assert loader.persistent_workers and loader.sampler.epoch == 2
+        assert not loader.persistent_workers and loader.sampler.epoch == 2
         batch = next(iter(loader))
         del loader
         return batch
@@ -92,6 +92,15 @@ def test_sharded_loaders_split_each_batch(items):
     whole = [b["index"].tolist() for b in full]
     parts = [[b["index"].tolist() for b in s] for s in shards]
     assert [p0 + p1 for p0, p1 in zip(*parts)] == whole
+    # each sample's augmentations are seeded by its place in the global batch: the shards hold
+    # exactly the images of the single-process batch, and the worker count changes nothing
+    first_full = next(iter(full))
+    halves = [next(iter(s)) for s in shards]
+    for key in ("orig", "aug"):
+        assert torch.equal(torch.cat([h[key] for h in halves]), first_full[key])
+    cfg_workers = DataConfig(height=H, width=W, num_ids=4, num_instances=2, workers=2)
+    with_workers = next(iter(build_train_loader(items, cfg_workers, seed=3)))
+    assert torch.equal(with_workers["aug"], first_full["aug"])
 
 
 def test_test_set_and_loader_keep_order(items):

@@ -66,7 +66,12 @@ class TrainImageSet(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int) -> Dict[str, Union[torch.Tensor, int]]:
+    def __getitem__(self, index) -> Dict[str, Union[torch.Tensor, int]]:
+        if isinstance(index, (tuple, list)):  # (index, seed) from a seeded PKSampler
+            index, seed = index
+            torch.manual_seed(seed)
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
         path, pid, camid, domain = self.items[index]
         img = read_image(path)
         sample: Dict[str, Union[torch.Tensor, int]] = {"pid": pid, "camid": camid, "domain": domain, "index": index}
@@ -138,7 +143,7 @@ def build_train_loader(items: Sequence[tuple], cfg_data: DataConfig, two_view: b
                                               d.random_erasing)
     dataset = TrainImageSet(items, transform)
     sampler = PKSampler(dataset.pids, num_instances=d.num_instances, num_ids=d.num_ids, seed=seed,
-                        num_iters=num_iters, rank=rank, world_size=world_size)
+                        num_iters=num_iters, rank=rank, world_size=world_size, seeded=True)
     sampler.set_epoch(epoch)
     return DataLoader(
         dataset,

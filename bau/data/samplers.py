@@ -29,6 +29,12 @@ from torch.utils.data import Sampler
 from bau.errors import BauError
 
 
+def sample_seed(seed: int, epoch: int, batch: int, position: int) -> int:
+    """A 63-bit seed for one sample's augmentations, from its place in the epoch's global batches."""
+    state = np.random.SeedSequence([int(seed), int(epoch), int(batch), int(position)]).generate_state(2)
+    return int((int(state[0]) << 32 | int(state[1])) & 0x7FFF_FFFF_FFFF_FFFF)
+
+
 class PKSampler(Sampler[int]):
     """Yields dataset indices in batches of ``num_ids`` identities x ``num_instances`` images.
 
@@ -45,7 +51,7 @@ class PKSampler(Sampler[int]):
     """
 
     def __init__(self, pids: Sequence[int], num_instances: int = 4, num_ids: int = 64, seed: int = 0,
-                 num_iters: int = 0, rank: int = 0, world_size: int = 1):
+                 num_iters: int = 0, rank: int = 0, world_size: int = 1, seeded: bool = False):
         if num_instances < 1:
             raise BauError(f"data.num_instances: expected at least 1 image per identity, got {num_instances}")
         if num_ids < 1:
@@ -73,6 +79,7 @@ class PKSampler(Sampler[int]):
         self.num_iters = num_iters
         self.rank = rank
         self.world_size = world_size
+        self.seeded = seeded
         self.epoch = 0
 
     # -- sizes ---------------------------------------------------------------------------------
@@ -117,10 +124,17 @@ class PKSampler(Sampler[int]):
         cursors = _ImageCursors(self.index_by_pid, self.num_instances, rng)
         return [[index for pid in group for index in cursors.take(pid)] for group in id_groups]
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator:
         start = self.rank * self.batch_size
-        for batch in self.global_batches():
-            yield from batch[start:start + self.batch_size]
+        for b, batch in enumerate(self.global_batches()):
+            if not self.seeded:
+                yield from batch[start:start + self.batch_size]
+                continue
+            # (index, seed) pairs: the seed of a sample's augmentations depends only on (seed, epoch,
+            # batch, position in the GLOBAL batch), not on the number of loader workers or ranks, so a
+            # 2-process run sees exactly the images a 1-process run sees.
+            for pos in range(start, start + self.batch_size):
+                yield batch[pos], sample_seed(self.seed, self.epoch, b, pos)
 
     def _identity_groups(self, rng: np.random.Generator) -> List[List[int]]:
         """``num_batches`` groups of P distinct identities drawn from a stream of permutations.
