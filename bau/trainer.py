@@ -31,6 +31,8 @@ from bau.config import Config, config_from_dict, save_config
 from bau.data.datasets import build_dataset
 from bau.data.loader import build_train_loader
 from bau.data.multisource import MultiSourceTrainSet, combine
+from bau.distributed import (DistContext, barrier, broadcast_, convert_batchnorm, gather_no_grad, gather_with_grad,
+                             init_distributed, rank_device)
 from bau.errors import BauError
 from bau.inference import evaluate_target, extract_features
 from bau.memory import PrototypeMemory
@@ -74,14 +76,20 @@ def seed_everything(seed: int) -> None:
 class Trainer:
     def __init__(self, cfg: Config, run_dir: str, resume: bool = False, progress: bool = True,
                  echo: Callable[[str], None] = print):
-        self.cfg, self.run_dir, self.progress, self.echo = cfg, run_dir, progress, echo
-        self.device = resolve_device(cfg.train.device)
+        self.cfg, self.run_dir = cfg, run_dir
+        device = resolve_device(cfg.train.device)
+        self.dist: DistContext = init_distributed(device)
+        self.device = rank_device(device, self.dist)
+        # Only rank 0 talks, logs and writes; the other ranks compute the same global loss.
+        self.progress = progress and self.dist.is_main
+        self.echo = echo if self.dist.is_main else (lambda s: None)
         self.last_path = os.path.join(run_dir, "last.pt")
         self.best_path = os.path.join(run_dir, "best.pt")
         self.log_path = os.path.join(run_dir, "log.jsonl")
-        if not resume and os.path.exists(self.last_path):
+        if not resume and os.path.exists(self.last_path) and self.dist.is_main:
             raise BauError(f"run folder {run_dir} already holds a run (last.pt); resume it with "
                            f"`bau train --resume {run_dir}` or choose another --out")
+        barrier(self.dist)
         os.makedirs(run_dir, exist_ok=True)
         if cfg.train.threads > 0:
             torch.set_num_threads(cfg.train.threads)
@@ -92,11 +100,20 @@ class Trainer:
                                       num_splits=cfg.data.num_splits) for n in cfg.data.sources]
         self.train_set: MultiSourceTrainSet = combine(self.sources, list(cfg.data.sources))
         self.loader = build_train_loader(self.train_set.train, cfg.data, two_view=cfg.loss.two_view,
-                                         seed=cfg.train.seed, num_iters=cfg.train.iters_per_epoch)
+                                         seed=cfg.train.seed, num_iters=cfg.train.iters_per_epoch,
+                                         rank=self.dist.rank, world_size=self.dist.world_size)
         self.sampler = self.loader.sampler
 
         # model, memory bank, objective, optimiser
         self.model: ReIDModel = build_model(cfg, self.train_set.num_classes).to(self.device)
+        self.net: torch.nn.Module = self.model  # what the training step calls (DDP-wrapped when distributed)
+        if self.dist.enabled:
+            self.model = convert_batchnorm(self.model, self.device)
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            # The classifier is unused when no cross-entropy term is on (e.g. an ablation).
+            unused = not (cfg.loss.ce or cfg.loss.ce_aug)
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids,
+                                                                 find_unused_parameters=unused)
         self.memory: Optional[PrototypeMemory] = None
         if cfg.loss.domain:
             self.memory = PrototypeMemory(self.train_set.num_classes, self.model.feat_dim,
@@ -113,20 +130,25 @@ class Trainer:
         if resume:
             self._resume()
         else:
-            save_config(cfg, os.path.join(run_dir, "config.yaml"))
-            if os.path.exists(self.log_path):
-                os.remove(self.log_path)
+            if self.dist.is_main:
+                save_config(cfg, os.path.join(run_dir, "config.yaml"))
+                if os.path.exists(self.log_path):
+                    os.remove(self.log_path)
             if self.memory is not None:
                 self._initialise_memory()
 
     # -- set-up helpers -------------------------------------------------------------------------
     def _initialise_memory(self) -> None:
-        """Prototypes = L2-normalised mean feature of each class before training (Sec. 3.2)."""
-        items = self.train_set.train
-        feats = extract_features(self.model, items, self.cfg, self.device, progress=self.progress,
-                                 desc="memory init")
-        pids = torch.as_tensor([it[1] for it in items], device=self.device)
-        self.memory.initialise(torch.from_numpy(feats).to(self.device), pids)
+        """Prototypes = L2-normalised mean feature of each class before training (Sec. 3.2).
+
+        Computed on rank 0 and broadcast, so every rank starts from the same bank."""
+        if self.dist.is_main:
+            items = self.train_set.train
+            feats = extract_features(self.model, items, self.cfg, self.device, progress=self.progress,
+                                     desc="memory init")
+            pids = torch.as_tensor([it[1] for it in items], device=self.device)
+            self.memory.initialise(torch.from_numpy(feats).to(self.device), pids)
+        broadcast_(self.memory.prototypes, self.dist)
 
     def _resume(self) -> None:
         ckpt = load_checkpoint(self.last_path, map_location=self.device)
@@ -141,7 +163,9 @@ class Trainer:
         self.step = ckpt["step"]
         self.best_map = ckpt.get("best_map", -1.0)
         self.last_metrics = ckpt.get("metrics", {})
-        self._truncate_log(ckpt["epoch"])
+        if self.dist.is_main:
+            self._truncate_log(ckpt["epoch"])
+        barrier(self.dist)
         self.echo(f"resuming {self.run_dir} after epoch {ckpt['epoch']} (step {self.step})")
 
     def _truncate_log(self, epoch: int) -> None:
@@ -161,6 +185,8 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------------
     def _log(self, record: Dict) -> None:
+        if not self.dist.is_main:
+            return
         with open(self.log_path, "a") as f:
             f.write(json.dumps(record) + "\n")
 
@@ -201,10 +227,14 @@ class Trainer:
             # authors' implementation, and one pass is faster than two.
             images = torch.cat([images, batch["aug"].to(dev, non_blocking=True)])
         with torch.autocast(device_type=dev.type, enabled=self.use_amp):
-            out = self.model(images)
+            out = self.net(images)
         b = pids.shape[0]
-        out_o = {k: v[:b] for k, v in out.items()}
-        out_a = {k: v[b:] for k, v in out.items()} if two_view else None
+        # Distributed: every rank rebuilds the global batch (rank order = the single-process order,
+        # since the sampler hands each rank a contiguous slice), with gradients, and computes the
+        # single-process loss on it.
+        out_o = {k: gather_with_grad(v[:b], self.dist) for k, v in out.items()}
+        out_a = {k: gather_with_grad(v[b:], self.dist) for k, v in out.items()} if two_view else None
+        pids, dids = gather_no_grad(pids, self.dist), gather_no_grad(dids, self.dist)
         terms = self.objective(out_o, out_a, pids, dids)
         f_orig = terms.pop("_f_orig")
         for name, value in terms.items():
@@ -222,6 +252,7 @@ class Trainer:
         return {k: float(v.detach()) for k, v in terms.items()}
 
     def evaluate(self, epoch: int) -> Dict:
+        """Rank 0 evaluates; the other ranks wait at the barrier in ``fit``."""
         results = {}
         for name in self.cfg.data.targets:
             r = evaluate_target(self.model, name, self.cfg, self.device, progress=self.progress)
@@ -238,7 +269,7 @@ class Trainer:
         steps_per_epoch = len(self.loader)
         for epoch in range(self.start_epoch, epochs + 1):
             self._seed_epoch(epoch)
-            self.model.train()
+            self.net.train()
             lr = self.optimizer.param_groups[0]["lr"]
             bar = tqdm(self.loader, total=steps_per_epoch, desc=f"epoch {epoch}/{epochs}", disable=not self.progress,
                        dynamic_ncols=True, leave=False)
@@ -257,8 +288,8 @@ class Trainer:
             self.scheduler.step()
             stop = bool(cfg.train.max_steps and self.step >= cfg.train.max_steps)
             last = epoch == epochs or stop
-            if (eval_every and epoch % eval_every == 0) or last:
-                if cfg.data.targets:
+            if self.dist.is_main:
+                if ((eval_every and epoch % eval_every == 0) or last) and cfg.data.targets:
                     results = self.evaluate(epoch)
                     self.last_metrics = {n: {k: r[k] for k in ("mAP", "rank1", "rank5", "rank10", "mINP")}
                                          for n, r in results.items()}
@@ -266,14 +297,17 @@ class Trainer:
                     if mean_map > self.best_map:
                         self.best_map = mean_map
                         save_checkpoint(self.best_path, self._checkpoint_payload(epoch))
-            save_checkpoint(self.last_path, self._checkpoint_payload(epoch))
+                save_checkpoint(self.last_path, self._checkpoint_payload(epoch))
+            barrier(self.dist)
             if stop:
                 break
         final = {"finished": True, "epochs": epochs, "steps": self.step, "metrics": self.last_metrics,
                  "best_mean_mAP": self.best_map if self.best_map >= 0 else None,
+                 "world_size": self.dist.world_size,
                  "checkpoints": {"last": self.last_path,
                                  "best": self.best_path if os.path.exists(self.best_path) else None}}
-        atomic_write_json(os.path.join(self.run_dir, "results.json"), final)
+        if self.dist.is_main:
+            atomic_write_json(os.path.join(self.run_dir, "results.json"), final)
         return final
 
 

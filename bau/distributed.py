@@ -1,0 +1,157 @@
+"""Multi-GPU / multi-node training on torch.distributed (DDP), launched by ``torchrun``.
+
+BAU's terms are batch-level (k-reciprocal weights, uniformity over all pairs, nearest prototypes),
+so a per-rank loss would silently change the method. Each rank therefore gathers the features of
+the whole global batch *with gradients* (``torch.distributed.nn.functional.all_gather``) and
+computes the single-process loss of the global P x K batch. Why the gradients come out right:
+the gather's backward sums every rank's gradient (so each rank holds world_size x its share of
+dL/dtheta) and DDP averages over ranks, which leaves exactly dL/dtheta of the single process.
+BatchNorm statistics are synchronised too (``SyncBatchNorm`` on GPUs; ``CrossRankBatchNorm``
+below on CPU/gloo, where SyncBatchNorm is not available), so the forward pass sees global-batch
+statistics as well.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import List
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from bau.errors import BauError
+
+
+@dataclass
+class DistContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init_distributed(device: torch.device) -> DistContext:
+    """Join the process group torchrun set up (env:// rendezvous); a no-op for a single process."""
+    if not launched_by_torchrun():
+        return DistContext()
+    world_size = int(os.environ["WORLD_SIZE"])
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group(backend=backend, timeout=timedelta(minutes=60))
+    return DistContext(rank=rank, world_size=world_size, local_rank=local_rank)
+
+
+def rank_device(device: torch.device, ctx: DistContext) -> torch.device:
+    """One GPU per process: rank-local ``cuda:LOCAL_RANK``; CPU stays CPU."""
+    if ctx.enabled and device.type == "cuda":
+        if ctx.local_rank >= torch.cuda.device_count():
+            raise BauError(f"LOCAL_RANK {ctx.local_rank}: only {torch.cuda.device_count()} GPUs on this node "
+                           f"(use --nproc_per_node <= the GPU count)")
+        return torch.device("cuda", ctx.local_rank)
+    return device
+
+
+def gather_with_grad(t: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """Concatenate ``t`` [b, ...] from every rank in rank order -> [world_size * b, ...], differentiable."""
+    if not ctx.enabled:
+        return t
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(t.contiguous()), dim=0)
+
+
+def gather_no_grad(t: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    if not ctx.enabled:
+        return t
+    out: List[torch.Tensor] = [torch.empty_like(t) for _ in range(ctx.world_size)]
+    dist.all_gather(out, t.contiguous())
+    return torch.cat(out, dim=0)
+
+
+def barrier(ctx: DistContext) -> None:
+    if ctx.enabled:
+        dist.barrier()
+
+
+def broadcast_(t: torch.Tensor, ctx: DistContext, src: int = 0) -> None:
+    if ctx.enabled:
+        dist.broadcast(t, src)
+
+
+def cleanup(ctx: DistContext) -> None:
+    if ctx.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+class CrossRankBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """BatchNorm whose training statistics are the global batch's, for CPU/gloo runs.
+
+    Keeps BatchNorm's parameter and buffer names, so checkpoints load into a plain model. The sums
+    are all-reduced with the differentiable ``torch.distributed.nn.functional.all_reduce``.
+    """
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2-D input, got {input.dim()}-D")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        dims = [0] + list(range(2, x.dim()))
+        c = x.shape[1]
+        shape = [1, c] + [1] * (x.dim() - 2)
+        count = torch.tensor([float(x.numel() // c)], device=x.device, dtype=x.dtype)
+        stats = all_reduce(torch.cat([x.sum(dims), count]))
+        n = stats[-1]
+        mean = stats[:c] / n
+        # Two passes (mean, then squared deviations) rather than E[x^2] - E[x]^2, whose cancellation
+        # would make the distributed statistics drift from the single-process ones.
+        var = all_reduce(((x - mean.view(shape)) ** 2).sum(dims)) / n  # biased, as BatchNorm normalises with
+        if self.track_running_stats and self.running_mean is not None:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                unbiased = var.detach() * n / (n - 1).clamp_min(1)
+                self.running_mean.mul_(1 - m).add_(m * mean.detach())
+                self.running_var.mul_(1 - m).add_(m * unbiased)
+        y = (x - mean.view(shape)) / torch.sqrt(var.view(shape) + self.eps)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y
+
+
+def convert_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
+    """Synchronise every BatchNorm across ranks: SyncBatchNorm on GPUs, CrossRankBatchNorm on CPU."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    for name, child in list(module.named_children()):
+        if isinstance(child, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            new = CrossRankBatchNorm(child.num_features, child.eps, child.momentum, child.affine,
+                                     child.track_running_stats).to(device)
+            new.load_state_dict(child.state_dict())
+            if child.affine:  # keep the BNNeck's frozen bias frozen
+                new.weight.requires_grad_(child.weight.requires_grad)
+                new.bias.requires_grad_(child.bias.requires_grad)
+            setattr(module, name, new)
+        else:
+            convert_batchnorm(child, device)
+    return module
