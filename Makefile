@@ -20,7 +20,14 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(PY) -m bau demo
 
-test: $(STAMP)
+# The app's end-to-end test drives Debian's chromium with Playwright: installed on first use.
+BROWSER_STAMP := $(VENV)/.bau-browser
+
+$(BROWSER_STAMP): scripts/install_browser.sh $(STAMP)
+	bash scripts/install_browser.sh $(PY)
+	touch $(BROWSER_STAMP)
+
+test: $(STAMP) $(BROWSER_STAMP)
 	$(PY) -m pytest -q
 
 clean-venv:

@@ -117,6 +117,12 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_app(args: argparse.Namespace) -> int:
+    from bau.app_launcher import launch
+
+    return launch(args.runs, port=args.port, host=args.host)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bau", description="Train, evaluate and analyse BAU (Balancing Alignment and "
                                                         "Uniformity) for domain-generalizable person re-ID.")
@@ -188,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("overrides", nargs="*", metavar="section.key=value", help="overrides for every run")
     w.add_argument("--quiet", action="store_true")
     w.set_defaults(func=_cmd_sweep)
+
+    a = sub.add_parser("app", help="serve the Streamlit app for a runs folder on localhost")
+    a.add_argument("--runs", default="runs", help="the only folder the app may browse")
+    a.add_argument("--port", type=int, default=8501)
+    a.add_argument("--host", default="127.0.0.1", help="listen address (default: this machine only)")
+    a.set_defaults(func=_cmd_app)
     return p
 
 

@@ -77,5 +77,5 @@ def test_foreign_checkpoint_eval(tmp_path, capsys):
 def test_console_script_help():
     out = subprocess.run([sys.executable, "-m", "bau", "--help"], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0
-    for cmd in ("train", "eval", "extract", "synth", "data", "demo", "sweep"):
+    for cmd in ("train", "eval", "extract", "synth", "data", "demo", "sweep", "app"):
         assert cmd in out.stdout
