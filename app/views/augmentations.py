@@ -1,0 +1,76 @@
+"""Augmentations page: original vs augmented views of an image at probability p, and their weights w (Eq. 4)."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import streamlit as st
+
+from app.images import framed
+from app.session import context, load_model, model_in_use, show_errors
+from app.weights import weight_scores
+from bau.data.datasets import build_dataset
+from bau.errors import BauError
+
+SIZE = (160, 80)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _train_items(name: str, root: str, split_seed: int, num_splits: int) -> list:
+    ds = build_dataset(name, root, split=0, split_seed=split_seed, num_splits=num_splits)
+    return [tuple(it[:3]) for it in ds.train]
+
+
+def _row(images: np.ndarray, captions: list, border=(255, 255, 255), per_row: int = 12) -> None:
+    for start in range(0, len(images), per_row):
+        cols = st.columns(per_row)
+        for col, img, cap in zip(cols, images[start:start + per_row], captions[start:start + per_row]):
+            col.image(framed(img, border, SIZE, border=1), caption=cap, width="stretch")
+
+
+ctx = context()
+st.title("Augmentations")
+with show_errors():
+    ckpt = ctx.require_checkpoint()
+    data_cfg = ctx.run_config().get("data", {})
+    loss_cfg = ctx.run_config().get("loss", {})
+    root = ctx.data_root()
+    known = list(dict.fromkeys(list(data_cfg.get("sources", [])) + list(data_cfg.get("targets", []))))
+    c1, c2, c3 = st.columns([3, 2, 1])
+    name = c1.selectbox("Dataset (training images)", known, key="aug_dataset")
+    items = _train_items(name, root, int(data_cfg.get("split_seed", 0)), int(data_cfg.get("num_splits", 10)))
+    if not items:
+        raise BauError(f"dataset {name}: no training images under {root}")
+    index = c2.selectbox("Image", range(len(items)), key="aug_image",
+                         format_func=lambda i: f"#{i} · id {items[i][1]} · cam {items[i][2]} · "
+                                               f"{os.path.basename(items[i][0])}")
+    seed = int(c3.number_input("Seed", min_value=0, value=0, key="aug_seed"))
+    d1, d2, d3, d4, d5 = st.columns(5)
+    p = d1.slider("p (augmentation probability)", 0.0, 1.0, float(data_cfg.get("aug_prob", 0.5)), 0.05, key="aug_p")
+    views = int(d2.number_input("Augmented views", min_value=1, max_value=24, value=8, key="aug_views"))
+    k = int(d3.number_input("k (Eq. 4)", min_value=1, value=int(loss_cfg.get("k", 10)), key="aug_k"))
+    num_ids = int(d4.number_input("P identities", min_value=2, value=min(int(data_cfg.get("num_ids", 16)), 16),
+                                  key="aug_P"))
+    num_inst = int(d5.number_input("K images each", min_value=1, value=min(int(data_cfg.get("num_instances", 4)), 4),
+                                   key="aug_K"))
+
+    with st.spinner("Drawing views and computing weights"), model_in_use(ckpt):
+        model, cfg = load_model(ckpt, ctx.device)
+        ws = weight_scores(model, cfg, items, index, p, num_views=views, k=k, num_ids=num_ids,
+                           num_instances=num_inst, seed=seed)
+
+    st.subheader("The chosen image")
+    st.caption(f"Each pair is one draw of the run's two-view transform at p = {p:.2f} (RandAugment, ColorJitter, "
+               f"Random Erasing each with probability p); w is the Jaccard similarity of the k-reciprocal "
+               f"neighbours of the augmented and the original view inside a {num_ids}×{num_inst} batch.")
+    order = np.argsort(ws.views_w, kind="stable")
+    _row(ws.views_orig[order], ["original"] * len(order))
+    _row(ws.views_aug[order], [f"w = {ws.views_w[j]:.2f}" for j in order])
+
+    st.subheader("The whole batch, by weight")
+    st.caption("Top: original views; bottom: their augmented views with w[i, i], lowest weight first "
+               "(Fig. 5b). Low weights mark augmentations that no longer look like their original.")
+    order = np.argsort(ws.batch_w, kind="stable")
+    _row(ws.batch_orig[order], [f"id {items[ws.batch[j]][1]}" + (" (chosen)" if j == 0 else "") for j in order])
+    _row(ws.batch_aug[order], [f"w = {ws.batch_w[j]:.2f}" for j in order])
+    st.caption("Features in eval mode (BatchNorm running statistics); training computes w with batch statistics.")

@@ -1,0 +1,445 @@
+"""The Streamlit app: its pure modules, and each page driven by streamlit's AppTest on a tiny run.
+
+One tiny run is trained per module (~3 s); a "sweep" is made of copies of it with a summary.json,
+plus a run whose best.pt is corrupt and one whose best.pt is a foreign torch file.
+"""
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from app.cache import DiskCache, cache_key, file_identity
+from app.embeddings import cached_features, cached_geometry, cached_tsne, subsample_per_domain
+from app.paths import RUNS_ENV, is_inside, resolve_data_root, resolve_inside, runs_root_from
+from app.runs import (config_differences, discover_runs, downsample_steps, final_metrics, flatten, loss_terms,
+                      read_log, runs_table, short_names)
+from app.weights import pk_batch, weight_scores
+from bau.checkpoint import model_from_checkpoint
+from bau.config import load_config
+from bau.errors import BauError
+from bau.losses import reciprocal_weights
+from bau.trainer import Trainer
+from tests.conftest import tiny_overrides
+
+MAIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app", "main.py")
+SYNTH = ["folder:synth_a", "folder:synth_b", "folder:synth_c"]
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_synth, tmp_path_factory):
+    """RUNS/{solo, sweep/{p-0.0, p-1.0}, broken, foreign} and a checkpoint outside RUNS."""
+    base = tmp_path_factory.mktemp("app")
+    root = base / "runs"
+    cfg = load_config(None, tiny_overrides(tiny_synth))
+    Trainer(cfg, str(root / "solo"), progress=False, echo=lambda s: None).fit()
+    sweep = root / "sweep"
+    rows = []
+    for p in (0.0, 1.0):
+        name = f"p-{p}"
+        shutil.copytree(root / "solo", sweep / name)
+        conf = yaml.safe_load((sweep / name / "config.yaml").read_text())
+        conf["data"]["aug_prob"] = p
+        (sweep / name / "config.yaml").write_text(yaml.safe_dump(conf, sort_keys=False))
+        rows.append({"run": name, "method": "bau", "aug_prob": p, "status": "finished",
+                     "folder:synth_c/mAP": 0.1 + p})
+    (sweep / "summary.json").write_text(json.dumps({"runs": rows}))
+    for name, payload in (("broken", b"\x80\x02 this is not a zip archive"), ("foreign", None)):
+        (root / name).mkdir()
+        shutil.copy(root / "solo" / "config.yaml", root / name / "config.yaml")
+        if payload is None:
+            torch.save({"weights": torch.zeros(2)}, root / name / "best.pt")
+        else:
+            (root / name / "best.pt").write_bytes(payload)
+    shutil.copy(root / "solo" / "best.pt", base / "outside.pt")
+    os.symlink(base / "outside.pt", root / "escape.pt")
+    # a run folder whose listed checkpoint is a symlink leading out of the runs folder
+    (root / "linked").mkdir()
+    shutil.copy(root / "solo" / "config.yaml", root / "linked" / "config.yaml")
+    os.symlink(base / "outside.pt", root / "linked" / "best.pt")
+    return {"root": str(root), "outside": str(base / "outside.pt"), "data": tiny_synth}
+
+
+# -- paths -------------------------------------------------------------------------------------
+
+def test_resolve_inside_refuses_paths_leading_out(tmp_path):
+    root = tmp_path / "runs"
+    (root / "a").mkdir(parents=True)
+    (tmp_path / "secret").write_text("x")
+    os.symlink(tmp_path / "secret", root / "link")
+    real = os.path.realpath(root)
+    assert resolve_inside(real, "a") == os.path.join(real, "a")
+    assert resolve_inside(real, str(root / "a" / ".." / "a")) == os.path.join(real, "a")
+    for bad in ("../secret", str(tmp_path / "secret"), "a/../../secret", "link", "/etc/passwd"):
+        with pytest.raises(BauError, match="outside the runs folder"):
+            resolve_inside(real, bad, "checkpoint")
+    # a sibling whose name starts with the root's name is not inside it (commonpath, not startswith)
+    (tmp_path / "runs2").mkdir()
+    assert not is_inside(real, str(tmp_path / "runs2"))
+
+
+def test_runs_root_from_argv_env_and_errors(tmp_path):
+    assert runs_root_from(["--runs", str(tmp_path)], env={}) == os.path.realpath(tmp_path)
+    assert runs_root_from([], env={RUNS_ENV: str(tmp_path)}) == os.path.realpath(tmp_path)
+    with pytest.raises(BauError, match="none given"):
+        runs_root_from([], env={})
+    with pytest.raises(BauError, match="not a folder"):
+        runs_root_from(["--runs", str(tmp_path / "missing")], env={})
+
+
+def test_resolve_data_root(tmp_path):
+    assert resolve_data_root(str(tmp_path)) == os.path.realpath(tmp_path)
+    assert resolve_data_root("nowhere", override=str(tmp_path)) == os.path.realpath(tmp_path)
+    with pytest.raises(BauError, match="dataset root .*not a folder"):
+        resolve_data_root(str(tmp_path), override=str(tmp_path / "missing"))
+    with pytest.raises(BauError, match="set the dataset root in the sidebar"):
+        resolve_data_root("relative/missing", run_dir=str(tmp_path))
+
+
+# -- runs --------------------------------------------------------------------------------------
+
+def test_discover_runs_finds_nested_runs_with_sweep_labels(runs, tmp_path):
+    found = {r.name: r for r in discover_runs(runs["root"])}
+    assert set(found) == {"solo", "sweep/p-0.0", "sweep/p-1.0", "broken", "foreign", "linked"}
+    assert found["sweep/p-1.0"].labels == {"method": "bau", "aug_prob": 1.0}
+    assert found["sweep/p-1.0"].sweep == "sweep" and found["solo"].sweep is None
+    assert found["solo"].checkpoints == ["best.pt", "last.pt"] and found["solo"].status == "finished"
+    table = runs_table(list(found.values()))
+    assert list(table.columns[:4]) == ["run", "sweep", "method", "aug_prob"]
+    # the app's own cache folder and symlinked folders are never visited
+    other = tmp_path / "r"
+    shutil.copytree(os.path.join(runs["root"], "solo"), other / ".bau_cache" / "x")
+    os.symlink(os.path.join(runs["root"], "solo"), other / "linked")
+    assert discover_runs(str(other)) == []
+
+
+def test_read_log_skips_cut_lines_and_final_metrics(tmp_path):
+    (tmp_path / "config.yaml").write_text("data: {}\n")
+    lines = [{"event": "step", "epoch": 1, "iter": 1, "step": 1, "lr": 0.1, "time_s": 0.1, "ce": 2.0, "total": 2.0},
+             {"event": "eval", "epoch": 1, "step": 1, "target": "m", "mAP": 0.5, "rank1": 0.6, "rank5": 0.7,
+              "rank10": 0.8, "mINP": 0.2}]
+    (tmp_path / "log.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + '\n{"event": "step", "ep')
+    steps, evals = read_log(str(tmp_path))
+    assert len(steps) == 1 and len(evals) == 1 and loss_terms(steps) == ["ce", "total"]
+    run = discover_runs(str(tmp_path))[0]
+    assert final_metrics(run) == {"m/mAP": 0.5, "m/rank1": 0.6, "m/rank5": 0.7, "m/rank10": 0.8, "m/mINP": 0.2}
+
+
+def test_downsample_steps_window_means():
+    import pandas as pd
+
+    steps = pd.DataFrame({"step": np.arange(1, 11), "epoch": [1] * 10, "ce": np.arange(10, dtype=float)})
+    out = downsample_steps(steps, max_points=4)  # window ceil(10 / 4) = 3
+    assert out["ce"].tolist() == [1.0, 4.0, 7.0, 9.0]
+    assert out["step"].tolist() == [3, 6, 9, 10]
+    assert downsample_steps(steps, max_points=100) is steps
+
+
+def test_short_names_drop_shared_folders():
+    assert short_names(["sw/a", "sw/b"]) == {"sw/a": "a", "sw/b": "b"}
+    assert short_names(["sw/x/a", "sw/x/b"]) == {"sw/x/a": "a", "sw/x/b": "b"}
+    assert short_names(["solo", "sw/b"]) == {"solo": "solo", "sw/b": "sw/b"}
+    assert short_names(["sw/a"]) == {"sw/a": "a"} and short_names([]) == {}
+
+
+def test_hex_colors_by_hand():
+    from app.charts import hex_colors
+
+    assert hex_colors({"a": (1.0, 0.0, 0.5), "b": (0.0, 1.0, 1.0, 0.3)}) == {"a": "#ff0080", "b": "#00ffff"}
+
+
+def test_config_differences_lists_only_differing_options():
+    a = {"data": {"aug_prob": 0.5, "sources": ["x", "y"]}, "loss": {"k": 10}}
+    b = {"data": {"aug_prob": 1.0, "sources": ["x", "y"]}, "loss": {"k": 10}}
+    diff = config_differences({"a": a, "b": b})
+    assert diff.to_dict("records") == [{"option": "data.aug_prob", "a": "0.5", "b": "1.0"}]
+    assert flatten(a) == {"data.aug_prob": 0.5, "data.sources": "x,y", "loss.k": 10}
+
+
+# -- cache and cached computations -----------------------------------------------------------------
+
+def test_cache_key_follows_checkpoint_identity(tmp_path):
+    f = tmp_path / "c.pt"
+    f.write_bytes(b"1234")
+    k1 = cache_key("features", checkpoint=file_identity(str(f)), subset="test")
+    assert k1 == cache_key("features", checkpoint=file_identity(str(f)), subset="test")
+    assert k1 != cache_key("features", checkpoint=file_identity(str(f)), subset="train")
+    f.write_bytes(b"12345")  # same path, new content: new size (and mtime)
+    assert k1 != cache_key("features", checkpoint=file_identity(str(f)), subset="test")
+
+
+def test_disk_cache_roundtrip_and_damaged_entry(tmp_path):
+    cache = DiskCache(str(tmp_path / ".bau_cache"))
+    cache.save_arrays("k", {"a": np.arange(3)})
+    assert cache.load_arrays("k")["a"].tolist() == [0, 1, 2]
+    (tmp_path / ".bau_cache" / "k.npz").write_bytes(b"garbage")
+    assert cache.load_arrays("k") is None and cache.load_arrays("missing") is None
+    cache.save_json("j", {"x": 1})
+    assert cache.load_json("j") == {"x": 1}
+    assert not [n for n in os.listdir(tmp_path / ".bau_cache") if n.endswith(".tmp")]
+
+
+def test_subsample_per_domain_caps_and_is_seeded():
+    domains = np.array([0] * 10 + [1] * 3 + [2] * 7)
+    rows = subsample_per_domain(domains, cap=4, seed=1)
+    assert np.bincount(domains[rows]).tolist() == [4, 3, 4]
+    assert rows.tolist() == sorted(rows.tolist())
+    assert rows.tolist() == subsample_per_domain(domains, cap=4, seed=1).tolist()
+    assert subsample_per_domain(domains, cap=0, seed=1).tolist() == list(range(20))
+
+
+def test_cached_features_second_call_reads_the_cache(runs, tmp_path):
+    from analysis.geometry import alignment, uniformity
+
+    ckpt = os.path.join(runs["root"], "solo", "best.pt")
+    cache = DiskCache(str(tmp_path / "cache"))
+    calls = []
+
+    def get_model():
+        calls.append(1)
+        model, _, cfg = model_from_checkpoint(ckpt)
+        return model, cfg
+
+    seen = []
+    fs = cached_features(cache, ckpt, get_model, SYNTH, runs["data"], "test", cap=20, seed=0,
+                         progress=lambda f, t: seen.append(f))
+    assert calls == [1] and seen[-1] == 1.0
+    assert np.bincount(fs.domains).max() <= 20 and set(fs.subsets) <= {"query", "gallery"}
+    assert np.allclose(np.linalg.norm(fs.features, axis=1), 1.0, atol=1e-5)
+
+    def no_model():
+        raise AssertionError("the model must not be built on a cache hit")
+
+    again = cached_features(cache, ckpt, no_model, SYNTH, runs["data"], "test", cap=20, seed=0)
+    assert np.array_equal(again.features, fs.features) and again.paths.tolist() == fs.paths.tolist()
+
+    geo = cached_geometry(cache, fs)
+    assert geo["uniformity"] == pytest.approx(uniformity(fs.features))
+    assert geo["alignment"] == pytest.approx(alignment(fs.features, fs.identities()))
+    assert set(geo["per_domain"]) == set(SYNTH) and geo["num_images"] == len(fs)
+    rows, emb = cached_tsne(cache, fs, max_points=30, perplexity=5.0)
+    assert emb.shape == (30, 2) and len(set(rows.tolist())) == 30
+    rows2, emb2 = cached_tsne(cache, fs, max_points=30, perplexity=5.0)
+    assert np.array_equal(emb, emb2) and np.array_equal(rows, rows2)
+
+
+# -- weights ---------------------------------------------------------------------------------
+
+def test_pk_batch_holds_the_chosen_image_and_p_identities():
+    pids = [0, 0, 0, 1, 1, 2, 2, 2, 3]
+    b = pk_batch(pids, index=1, num_ids=3, num_instances=2, seed=0)
+    assert b[0] == 1 and len(b) == 6 and pids[b[1]] == 0 and b[1] != 1
+    ids = [pids[i] for i in b]
+    assert len(set(ids)) == 3 and all(ids.count(p) == 2 for p in set(ids))
+    assert b == pk_batch(pids, index=1, num_ids=3, num_instances=2, seed=0)
+    assert pk_batch([5, 6], index=0, num_ids=2, num_instances=2, seed=0)[:2] == [0, 0]  # one image: repeated
+    with pytest.raises(BauError):
+        pk_batch(pids, index=9, num_ids=2, num_instances=2)
+
+
+def test_weight_scores_are_eq4_inside_the_batch(runs):
+    from bau.data.datasets import build_dataset
+
+    from bau.models.reid import build_model
+
+    # a freshly initialised network: its features are spread out (the tiny trained one's nearly coincide,
+    # so its neighbour sets would hinge on rounding)
+    _, _, cfg = model_from_checkpoint(os.path.join(runs["root"], "solo", "best.pt"))
+    torch.manual_seed(0)
+    model = build_model(cfg, 4).eval()
+    items = build_dataset("folder:synth_a", runs["data"]).train
+    ws = weight_scores(model, cfg, items, index=3, aug_prob=1.0, num_views=3, k=4, num_ids=3, num_instances=2,
+                       seed=5)
+    assert ws.batch[0] == 3 and len(ws.batch) == 6
+    assert ws.views_aug.shape == (3, cfg.data.height, cfg.data.width, 3) and ws.batch_orig.shape[0] == 6
+    assert np.all((0 <= ws.views_w) & (ws.views_w <= 1)) and np.all((0 <= ws.batch_w) & (ws.batch_w <= 1))
+    # the batch weights are Eq. 4 (bau.losses.reciprocal_weights) of the displayed views' features
+    from bau.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    def feats(views):
+        x = (torch.from_numpy(views).permute(0, 3, 1, 2) - torch.tensor(IMAGENET_MEAN).view(3, 1, 1)) \
+            / torch.tensor(IMAGENET_STD).view(3, 1, 1)
+        with torch.no_grad():
+            return model(x.float())
+
+    w = reciprocal_weights(feats(ws.batch_orig), feats(ws.batch_aug), 4).diagonal().numpy()
+    assert np.allclose(w, ws.batch_w, atol=1e-6)
+    again = weight_scores(model, cfg, items, index=3, aug_prob=1.0, num_views=3, k=4, num_ids=3, num_instances=2,
+                          seed=5)
+    assert np.array_equal(again.views_w, ws.views_w) and np.array_equal(again.views_aug, ws.views_aug)
+
+
+# -- the pages (AppTest) -----------------------------------------------------------------------------
+
+def _app(runs_root, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv(RUNS_ENV, runs_root)
+    return AppTest.from_file(MAIN, default_timeout=90)
+
+
+def _kinds(at):
+    out = []
+
+    def walk(node):
+        for child in getattr(node, "children", {}).values():
+            out.append(child.type)
+            walk(child)
+
+    walk(at._tree)
+    return out
+
+
+def _errors(at):
+    return [e.value for e in at.error]
+
+
+def test_runs_page(runs, monkeypatch):
+    at = _app(runs["root"], monkeypatch).run()
+    assert not at.exception and not _errors(at)
+    assert [t.value for t in at.title] == ["Runs"]
+    assert at.selectbox(key="run").value == "broken"  # first by name; it has no log: no curves, no crash
+    at.selectbox(key="run").select("solo").run()
+    kinds = _kinds(at)
+    assert kinds.count("dataframe") >= 2 and kinds.count("vega_lite_chart") >= 3
+    assert at.selectbox(key="run").options == ["broken", "foreign", "linked", "solo", "sweep/p-0.0", "sweep/p-1.0"]
+    # a sweep run: the comparison defaults to its sweep and shows the sweep chart and config differences
+    at.selectbox(key="run").select("sweep/p-1.0").run()
+    assert not at.exception
+    assert at.multiselect(key="compare_runs").value == ["sweep/p-0.0", "sweep/p-1.0"]
+    assert at.selectbox(key="sweep_x").value == "aug_prob"
+    assert any("differ" in m.value for m in at.markdown)
+    assert at.query_params["run"] == "sweep/p-1.0"
+
+
+def test_geometry_page(runs, monkeypatch):
+    at = _app(runs["root"], monkeypatch).run()
+    at.selectbox(key="run").select("solo").run()
+    at.switch_page("views/geometry.py").run()
+    assert not at.exception and not _errors(at)
+    assert [t.value for t in at.title] == ["Geometry"]
+    assert len(at.metric) == 3 and "vega_lite_chart" in _kinds(at)
+    assert [h.value for h in at.subheader] == ["Alignment and uniformity", "t-SNE"]
+    assert any(n.startswith("features-") for n in os.listdir(os.path.join(runs["root"], ".bau_cache")))
+
+
+def test_retrieval_page(runs, monkeypatch):
+    at = _app(runs["root"], monkeypatch).run()
+    at.selectbox(key="run").select("solo").run()
+    at.switch_page("views/retrieval.py").run()
+    assert not at.exception and not _errors(at)
+    assert [t.value for t in at.title] == ["Retrieval"]
+    # query + top 10 + five Grad-CAM panels (query, 3 overlays, gallery)
+    assert _kinds(at).count("image") == 1 + 10 + 5
+    assert any("AP of this query" in c.value for c in at.caption)
+    at.number_input(key="ret_topk").set_value(3).run()
+    assert not at.exception and _kinds(at).count("image") == 1 + 3 + 5
+
+
+def test_augmentations_page(runs, monkeypatch):
+    at = _app(runs["root"], monkeypatch).run()
+    at.selectbox(key="run").select("solo").run()
+    at.switch_page("views/augmentations.py").run()
+    assert not at.exception and not _errors(at)
+    assert [t.value for t in at.title] == ["Augmentations"]
+    views = at.number_input(key="aug_views").value
+    batch = at.number_input(key="aug_P").value * at.number_input(key="aug_K").value
+    assert _kinds(at).count("image") == 2 * views + 2 * batch
+    assert sum("w = " in str(c) for c in _captions(at)) == views + batch
+
+
+def _captions(at):
+    out = []
+
+    def walk(node):
+        for child in getattr(node, "children", {}).values():
+            if child.type == "image":
+                out.extend(img.caption for img in child.proto.imgs)
+            walk(child)
+
+    walk(at._tree)
+    return out
+
+
+@pytest.mark.parametrize("run,message", [("broken", "not a bau checkpoint"), ("foreign", "not a bau checkpoint")])
+def test_bad_checkpoint_shows_an_error_and_the_app_keeps_running(runs, monkeypatch, run, message):
+    at = _app(runs["root"], monkeypatch).run()
+    at.selectbox(key="run").select(run).run()
+    for page in ("views/geometry.py", "views/retrieval.py", "views/augmentations.py"):
+        at.switch_page(page).run()
+        assert not at.exception, page
+        assert any(message in e for e in _errors(at)), (page, _errors(at))
+    at.selectbox(key="run").select("solo").run()  # still alive: a good run renders
+    at.switch_page("views/geometry.py").run()
+    assert not at.exception and not _errors(at) and len(at.metric) == 3
+
+
+@pytest.mark.parametrize("typed", ["../outside.pt", "escape.pt", "sweep/../../outside.pt"])
+def test_typed_checkpoint_outside_the_runs_folder_is_refused(runs, monkeypatch, typed):
+    at = _app(runs["root"], monkeypatch).run()
+    at.selectbox(key="run").select("solo").run()
+    at.selectbox(key="checkpoint_choice").select("other file...").run()
+    at.text_input(key="checkpoint_path").input(typed).run()
+    at.switch_page("views/geometry.py").run()
+    assert not at.exception
+    assert any("outside the runs folder" in e for e in _errors(at)), _errors(at)
+    assert not at.metric  # nothing was computed from it
+    at.text_input(key="checkpoint_path").input("solo/last.pt").run()
+    assert not at.exception and not _errors(at) and len(at.metric) == 3
+
+
+def test_listed_checkpoint_symlinked_outside_is_refused(runs, monkeypatch):
+    at = _app(runs["root"], monkeypatch).run()
+    at.selectbox(key="run").select("linked").run()
+    at.switch_page("views/geometry.py").run()
+    assert not at.exception and not at.metric
+    assert any("outside the runs folder" in e for e in _errors(at)), _errors(at)
+
+
+def test_run_query_parameter_outside_is_refused(runs, monkeypatch):
+    at = _app(runs["root"], monkeypatch)
+    at.query_params["run"] = "../.."
+    at.run()
+    assert not at.exception
+    assert any("outside the runs folder" in e for e in _errors(at))
+    at2 = _app(runs["root"], monkeypatch)
+    at2.query_params["run"] = "sweep/p-0.0"
+    at2.run()
+    assert at2.selectbox(key="run").value == "sweep/p-0.0" and not _errors(at2)
+
+
+def test_dataset_root_override_must_be_a_folder(runs, monkeypatch):
+    at = _app(runs["root"], monkeypatch).run()
+    at.selectbox(key="run").select("solo").run()
+    at.text_input(key="data_root").input(os.path.join(runs["root"], "no-such-folder")).run()
+    at.switch_page("views/retrieval.py").run()
+    assert not at.exception
+    assert any("dataset root" in e and "not a folder" in e for e in _errors(at))
+
+
+def test_missing_runs_folder_is_an_error_not_a_crash(tmp_path, monkeypatch):
+    at = _app(str(tmp_path / "missing"), monkeypatch).run()
+    assert not at.exception and any("not a folder" in e for e in _errors(at))
+    empty = _app(str(tmp_path), monkeypatch).run()
+    assert not empty.exception and any("No run folders" in i.value for i in empty.info)
+
+
+# -- the launcher --------------------------------------------------------------------------------------
+
+def test_launcher_command_and_refusals(tmp_path, monkeypatch):
+    from bau import app_launcher
+
+    cmd = app_launcher.streamlit_command(str(tmp_path), port=9999, extra_args=["--server.headless", "true"])
+    assert cmd[:4] == [app_launcher.sys.executable, "-m", "streamlit", "run"] and os.path.isfile(cmd[4])
+    assert cmd[cmd.index("--server.port") + 1] == "9999" and cmd[cmd.index("--server.address") + 1] == "127.0.0.1"
+    assert cmd[-3:] == ["--", "--runs", str(tmp_path)] and "--server.headless" in cmd[:cmd.index("--")]
+    with pytest.raises(BauError, match="not a folder"):
+        app_launcher.launch(str(tmp_path / "missing"))
+    with pytest.raises(BauError, match="port"):
+        app_launcher.launch(str(tmp_path), port=70000)
+    seen = []
+    monkeypatch.setattr(app_launcher.subprocess, "call", lambda c: seen.append(c) or 0)
+    assert app_launcher.launch(str(tmp_path), port=8600) == 0 and seen[0][-1] == str(tmp_path)
