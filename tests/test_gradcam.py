@@ -1,0 +1,188 @@
+"""Grad-CAM of the retrieval embedding (Figure 2) on tiny untrained models."""
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from PIL import Image
+
+from analysis.gradcam import (EmbeddingOutput, FeatureSimilarityTarget, default_target_layer,
+                              gradcam_across_checkpoints, gradcam_map, overlay, plot_gradcam_row)
+from bau.checkpoint import save_checkpoint
+from bau.config import Config
+from bau.errors import BauError
+from bau.models.reid import ReIDModel, build_model
+
+H, W = 64, 32
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models run fastest on one thread, and a busy 2-core machine makes 2 threads spin.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_config(backbone="mobilenetv2"):
+    cfg = Config()
+    cfg.model.backbone = backbone
+    cfg.model.pretrained = False
+    cfg.data.height, cfg.data.width = H, W
+    return cfg
+
+
+def calibrated(model, seed=0):
+    """Set BatchNorm running statistics from one random batch, as training would.
+
+    With the initial statistics (mean 0, var 1) an untrained MobileNetV2's activations shrink by
+    ~10x per stage and end below GeM's clamp, so every gradient is exactly zero."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.momentum = None  # cumulative average: one batch sets the statistics
+            m.reset_running_stats()
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(16, 3, H, W, generator=g))
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def mobilenet():
+    torch.manual_seed(0)
+    return calibrated(build_model(tiny_config(), num_classes=5))
+
+
+class LocalConv(nn.Module):
+    """A one-layer backbone: each output position sees only its 3x3 neighbourhood (no bias)."""
+
+    out_channels = 8
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.conv(x))
+
+
+def half_image(side, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.zeros(3, H, W)
+    cols = slice(0, W // 2) if side == "left" else slice(W // 2, W)
+    x[:, :, cols] = torch.rand(3, H, W // 2, generator=g) * 2
+    return x
+
+
+def test_map_shape_range_and_default_layer(mobilenet):
+    x = torch.randn(3, H, W, generator=torch.Generator().manual_seed(3))
+    cam = gradcam_map(mobilenet, x)
+    assert cam.shape == (H, W) and cam.dtype == np.float32
+    assert np.isfinite(cam).all() and cam.min() >= 0.0 and cam.max() <= 1.0
+    assert cam.max() == pytest.approx(1.0, abs=1e-5)  # the self-target has a non-zero gradient
+    assert default_target_layer(mobilenet) is mobilenet.backbone.features[-1]
+    # a finer layer and a batched input give the same kind of map
+    cam13 = gradcam_map(mobilenet, x[None], target_layer=mobilenet.backbone.features[13])
+    assert cam13.shape == (H, W) and 0.0 <= cam13.min() and cam13.max() <= 1.0
+
+
+def test_model_state_restored_and_hooks_released(mobilenet):
+    mobilenet.train()
+    gradcam_map(mobilenet, torch.randn(3, H, W))
+    assert mobilenet.training
+    mobilenet.eval()
+    layer = default_target_layer(mobilenet)
+    assert not layer._forward_hooks
+    assert all(p.grad is None for p in mobilenet.parameters())
+
+
+def test_map_follows_the_evidence():
+    model = ReIDModel(LocalConv(), num_classes=0).eval()
+    layer = model.backbone.act
+    for seed in range(3):
+        left = gradcam_map(model, half_image("left", seed), target_layer=layer)
+        right = gradcam_map(model, half_image("right", seed), target_layer=layer)
+        assert left[:, : W // 2].sum() > 5 * left[:, W // 2:].sum()
+        assert right[:, W // 2:].sum() > 5 * right[:, : W // 2].sum()
+        # the map is not transposed or flipped vertically either: top rows are lit too
+        assert left[: H // 2, : W // 2].sum() > 0 and left[H // 2:, : W // 2].sum() > 0
+
+
+def test_reference_feature(mobilenet):
+    x = torch.randn(3, H, W, generator=torch.Generator().manual_seed(4))
+    y = torch.randn(3, H, W, generator=torch.Generator().manual_seed(5))
+    layer = mobilenet.backbone.features[13]  # a 4 x 2 map: enough positions for maps to differ
+    own = gradcam_map(mobilenet, x, target_layer=layer)
+    with torch.no_grad():
+        fx, fy = mobilenet(x[None])[0], mobilenet(y[None])[0]
+    # the image's own (normalised) retrieval feature as reference = the default self-explanation
+    np.testing.assert_allclose(gradcam_map(mobilenet, x, reference=fx * 3.0, target_layer=layer), own, atol=1e-5)
+    other = gradcam_map(mobilenet, x, reference=fy.numpy(), target_layer=layer)
+    assert other.shape == (H, W) and np.isfinite(other).all()
+    assert not np.allclose(other, own, atol=1e-3)
+    with pytest.raises(BauError, match="dimensions"):
+        gradcam_map(mobilenet, x, reference=torch.ones(7))
+    with pytest.raises(BauError, match="non-zero"):
+        gradcam_map(mobilenet, x, reference=torch.zeros(fx.shape[0]))
+    with pytest.raises(BauError, match=r"\[3, H, W\]"):
+        gradcam_map(mobilenet, torch.zeros(2, 3, H, W))
+
+
+def test_target_is_linear_in_the_unnormalised_feature():
+    out = torch.tensor([[3.0, 4.0]], requires_grad=True)
+    score = FeatureSimilarityTarget(torch.tensor([0.0, 2.0]))(out[0])
+    score.backward()
+    assert score.item() == pytest.approx(4.0)
+    assert out.grad.tolist() == [[0.0, 1.0]]  # a cosine to its own direction would give [0, 0]
+    model = ReIDModel(LocalConv(), 0).eval()
+    assert EmbeddingOutput(model)(torch.rand(2, 3, H, W)).shape == (2, 8)
+
+
+def test_vit_token_maps():
+    torch.manual_seed(0)
+    model = calibrated(build_model(tiny_config("vit_b16"), num_classes=0))
+    cam = gradcam_map(model, torch.randn(3, H, W))
+    assert cam.shape == (H, W) and np.isfinite(cam).all() and 0.0 <= cam.min() and cam.max() <= 1.0
+
+
+def test_overlay():
+    img = np.zeros((H, W, 3), dtype=np.float32)
+    cam = np.zeros((H, W), dtype=np.float32)
+    cam[:, : W // 2] = 1.0
+    out = overlay(img, cam)
+    assert out.shape == (H, W, 3) and out.dtype == np.uint8
+    # jet: 1 -> dark red, 0 -> dark blue
+    assert out[0, 0, 0] > out[0, 0, 2] and out[0, -1, 2] > out[0, -1, 0]
+    assert overlay((img * 255).astype(np.uint8), cam).shape == (H, W, 3)
+    with pytest.raises(BauError, match="does not match"):
+        overlay(img, cam[:10])
+    with pytest.raises(BauError, match="RGB"):
+        overlay(img[..., 0], cam)
+
+
+def test_gradcam_across_checkpoints(tmp_path, mobilenet):
+    paths = []
+    for i in range(2):
+        torch.manual_seed(10 + i)
+        model = calibrated(build_model(tiny_config(), num_classes=5), seed=i)
+        path = str(tmp_path / f"p{i}.pt")
+        save_checkpoint(path, {"model": model.state_dict(), "config": tiny_config().to_dict(), "num_classes": 5})
+        paths.append(path)
+    rng = np.random.default_rng(0)
+    image = tmp_path / "person.jpg"
+    Image.fromarray(rng.integers(0, 255, (100, 50, 3), dtype=np.uint8)).save(image)
+    res = gradcam_across_checkpoints(paths, str(image), ["p = 0", "p = 1"])
+    assert [label for label, _ in res] == ["p = 0", "p = 1"]
+    for _, ov in res:
+        assert ov.shape == (H, W, 3) and ov.dtype == np.uint8
+    assert not np.array_equal(res[0][1], res[1][1])  # different weights, different maps
+    fig, axes = plot_gradcam_row(res, image=np.asarray(Image.open(image).resize((W, H))) / 255.0)
+    assert [ax.get_title() for ax in axes] == ["image", "p = 0", "p = 1"]
+    fig.savefig(tmp_path / "fig2.png")
+    with pytest.raises(BauError, match="labels"):
+        gradcam_across_checkpoints(paths, str(image), ["only one"])
+    with pytest.raises(BauError, match="not found"):
+        gradcam_across_checkpoints([str(tmp_path / "missing.pt")], str(image), ["x"])
