@@ -1,0 +1,158 @@
+"""Figure 4: alignment and uniformity of the baseline and BAU (Sec. 4.4).
+
+    python -m analysis.figure4 --sweep runs/demo --out figures/
+
+(a) ``figure4a``: alignment L_align (Eq. 1) and uniformity L_uniform (Eq. 2) of the features of
+    the target's query + gallery images (positives = same identity) against the augmentation
+    probability p, baseline vs BAU (lower is better for both).
+(b) ``figure4b``: t-SNE of the features of the source domains' training images and of the
+    target's test images (at most --max-per-domain per domain, seeded), for BAU without and with
+    L_domain at p = --p (default 0.5). Each legend entry shows the domain's uniformity
+    -L_uniform in parentheses (higher: more uniform), computed on the plotted features.
+
+Runs are picked by their labels in the sweep's summary.json:
+
+    method=baseline      at each p                  (a, required)
+    method=bau           at each p                  (a, required; b: the run at --p, required)
+    method=bau_nodomain  at --p                     (b, optional: without it (b) shows BAU only)
+    aug_prob             p
+
+Writes ``<out>/figure4a.{png,pdf,json}`` and ``<out>/figure4b.{png,pdf,json}`` (the JSON holds the
+plotted numbers: per-run geometry, and per panel the 2-D embedding, domains and uniformities).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from analysis.sweep_data import (METHOD_NAMES, Run, choose_target, dataset_label, echo_for, line_style, load_runs,
+                                 one_run, run_cli, run_features, select_runs, sweep_arguments, target_geometry)
+
+GEOMETRY_METHODS = ("baseline", "bau")
+
+
+def compute_geometry(args: argparse.Namespace, runs: List[Run]) -> Dict[str, Any]:
+    """Panel (a): ``{"target", "rows": [{method, p, run, alignment, uniformity, mAP}]}``."""
+    echo = echo_for(args)
+    chosen = {m: select_runs(runs, args.sweep, skip_unfinished=args.skip_unfinished, method=m)
+              for m in GEOMETRY_METHODS}
+    target = choose_target(chosen["baseline"] + chosen["bau"], args.target)
+    rows = []
+    for method in GEOMETRY_METHODS:
+        for r in chosen[method]:
+            geo = target_geometry(run_features(r, [target], "test", root=args.data_root, device=args.device,
+                                               echo=echo))
+            rows.append({"method": method, "p": r.p, "run": r.name, "alignment": geo["alignment"],
+                         "uniformity": geo["uniformity"], "mAP": 100 * r.metric(target, "mAP")})
+    return {"sweep": args.sweep, "target": target, "rows": rows}
+
+
+def tsne_panel(run: Run, target: str, args: argparse.Namespace) -> Dict[str, Any]:
+    """Training features of ``run``'s sources + the target's test features, their t-SNE and per-domain uniformity."""
+    from analysis.embedding import tsne
+    from analysis.geometry import uniformity_by_group
+
+    echo = echo_for(args)
+    sources = list(run.config().data.sources)
+    kw = dict(root=args.data_root, device=args.device, max_per_domain=args.max_per_domain, seed=args.seed, echo=echo)
+    src = run_features(run, sources, "train", **kw)
+    tgt = run_features(run, [target], "test", **kw)
+    feats = np.concatenate([src["features"], tgt["features"]])
+    domains = np.concatenate([src["domains"], np.full(len(tgt["features"]), len(sources))])
+    names = [dataset_label(n) for n in sources] + [dataset_label(target) + " (target)"]
+    neg_uniform = {k: -v for k, v in uniformity_by_group(feats, domains, names=names, normalize=True).items()}
+    echo(f"t-SNE of {run.name} ({len(feats)} points)")
+    emb = tsne(feats, seed=args.seed, perplexity=args.perplexity, n_iter=args.tsne_iters, n_jobs=1)
+    return {"run": run.name, "method": run.method, "p": run.p, "domain_names": names,
+            "neg_uniformity": neg_uniform, "domains": domains, "embedding": emb}
+
+
+def plot_geometry(data: Dict[str, Any]):
+    from analysis.plotting import figure, method_color
+
+    fig, axes = figure(2, 1, width=5.0, aspect=0.95)
+    ax_a, ax_u = axes[0]
+    ps = sorted({row["p"] for row in data["rows"]})
+    for method in GEOMETRY_METHODS:
+        rows = [r for r in data["rows"] if r["method"] == method]
+        label = METHOD_NAMES[method]
+        for ax, key in ((ax_a, "alignment"), (ax_u, "uniformity")):
+            ax.plot([r["p"] for r in rows], [r[key] for r in rows], color=method_color(label), label=label,
+                    **line_style(method))
+    target = dataset_label(data["target"])
+    ax_a.set_ylabel(r"alignment $\mathcal{L}_{\mathrm{align}}$ (lower: more aligned)")
+    ax_u.set_ylabel(r"uniformity $\mathcal{L}_{\mathrm{uniform}}$ (lower: more uniform)")
+    ax_a.set_title(f"(a) alignment on {target}")
+    ax_u.set_title(f"(a) uniformity on {target}")
+    for ax in (ax_a, ax_u):
+        ax.set_xticks(ps)
+        ax.set_xlabel("augmentation probability $p$")
+        ax.legend(loc="best")
+    fig.tight_layout(w_pad=2.0)
+    return fig
+
+
+def plot_tsne_panels(panels: List[Dict[str, Any]]):
+    from analysis.embedding import plot_tsne
+    from analysis.plotting import figure
+
+    fig, axes = figure(len(panels), 1, width=3.0 * len(panels), aspect=1.0)
+    for ax, panel in zip(axes[0], panels):
+        title = ("w/o" if panel["method"] == "bau_nodomain" else "w/") + r" $\mathcal{L}_{\mathrm{domain}}$"
+        title += f"  (p = {panel['p']:g})"
+        plot_tsne(panel["embedding"], panel["domains"], panel["domain_names"], uniformity=panel["neg_uniformity"],
+                  ax=ax, point_size=4.0, title=title)
+        # plot_tsne's legend (domain (uniformity)), moved under the panel so it never hides points
+        legend = ax.get_legend()
+        handles, labels = legend.legend_handles, [t.get_text() for t in legend.get_texts()]
+        legend.remove()
+        ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2, frameon=False,
+                  title=r"domain ($-\mathcal{L}_{\mathrm{uniform}}$: higher = more uniform)", title_fontsize=7,
+                  handletextpad=0.2)
+    fig.tight_layout(w_pad=1.0)
+    return fig
+
+
+def _body(args: argparse.Namespace) -> None:
+    from analysis.plotting import save_figure
+
+    echo = echo_for(args)
+    runs = load_runs(args.sweep)
+    # every run either panel needs is looked up before anything is computed or written
+    with_domain = one_run(runs, args.sweep, skip_unfinished=args.skip_unfinished, method="bau", aug_prob=args.p)
+    without = one_run(runs, args.sweep, required=False, skip_unfinished=args.skip_unfinished,
+                      method="bau_nodomain", aug_prob=args.p)
+    if without is None:
+        echo(f"note: no method=bau_nodomain run at p={args.p:g}; panel (b) shows BAU only")
+    geometry = compute_geometry(args, runs)
+    written = save_figure(plot_geometry(geometry), os.path.join(args.out, f"{args.name}a"), geometry)
+    target = geometry["target"]
+    # BAU first: its model is still loaded from panel (a); drawn without -> with, as in the paper
+    panels = [tsne_panel(r, target, args) for r in (with_domain, without) if r is not None][::-1]
+    written += save_figure(plot_tsne_panels(panels), os.path.join(args.out, f"{args.name}b"),
+                           {"sweep": args.sweep, "target": target, "panels": panels})
+    echo("wrote " + ", ".join(written))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = sweep_arguments(__doc__, "figure4")
+    parser.add_argument("--p", type=float, default=0.5, help="p of the runs in the t-SNE panels (default 0.5)")
+    parser.add_argument("--max-per-domain", type=int, default=2000,
+                        help="images per domain in the t-SNE (seeded sample; default 2000)")
+    parser.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity (default 30)")
+    parser.add_argument("--tsne-iters", type=int, default=750,
+                        help="t-SNE iterations after the 250 early-exaggeration ones (default 750)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sample and the t-SNE (default 0)")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    return run_cli(_body, build_parser(), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Figure 5: the weighting strategy of the alignment loss (Eqs. 4-5, Sec. 4.4).
+
+    python -m analysis.figure5 --sweep runs/demo --out figures/
+
+(a) ``figure5a``: mAP (%) on the target against the augmentation probability p, BAU with and
+    without the weighting (Eq. 5 vs Eq. 3).
+(b) ``figure5b``: the weight scores w (Eq. 4) of one P x K batch of training images drawn as in
+    training (seeded by --seed): original views on top, their augmented views below, with w of
+    each augmented view with its own original, ordered from low to high w (--columns of them,
+    picked evenly). From the BAU checkpoint at p = --p (default 0.5).
+
+Runs are picked by their labels in the sweep's summary.json:
+
+    method=bau           at each p (a), and at --p (b)      (required)
+    method=bau_noweight  at each p (a)                      (required)
+    aug_prob             p
+
+Writes ``<out>/figure5a.{png,pdf,json}`` (mAP and rank-1 per run) and
+``<out>/figure5b.{png,pdf,json}`` (every pair of the batch: image, identity, w; which were shown).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Dict, Optional, Sequence
+
+from analysis.sweep_data import (METHOD_NAMES, choose_target, dataset_label, echo_for, line_style, load_runs,
+                                 one_run, run_cli, select_runs, sweep_arguments)
+
+WEIGHTING_METHODS = ("bau", "bau_noweight")
+
+
+def compute_performance(args: argparse.Namespace, runs) -> Dict[str, Any]:
+    chosen = {m: select_runs(runs, args.sweep, skip_unfinished=args.skip_unfinished, method=m)
+              for m in WEIGHTING_METHODS}
+    target = choose_target(chosen["bau"] + chosen["bau_noweight"], args.target)
+    rows = [{"method": m, "p": r.p, "run": r.name, "mAP": 100 * r.metric(target, "mAP"),
+             "rank1": 100 * r.metric(target, "rank1")} for m in WEIGHTING_METHODS for r in chosen[m]]
+    return {"sweep": args.sweep, "target": target, "rows": rows}
+
+
+def plot_performance(data: Dict[str, Any]):
+    from analysis.plotting import COLUMN_WIDTH, figure, method_color
+
+    fig, axes = figure(1, 1, width=COLUMN_WIDTH * 1.1, aspect=0.85)
+    ax = axes[0, 0]
+    for method in WEIGHTING_METHODS:
+        rows = [r for r in data["rows"] if r["method"] == method]
+        label = METHOD_NAMES[method]
+        ax.plot([r["p"] for r in rows], [r["mAP"] for r in rows], color=method_color(label), label=label,
+                **line_style(method))
+    ax.set_xticks(sorted({r["p"] for r in data["rows"]}))
+    ax.set_xlabel("augmentation probability $p$")
+    ax.set_ylabel(f"mAP on {dataset_label(data['target'])} (%)")
+    ax.set_title("(a) with vs. without weighting")
+    ax.legend(loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def _body(args: argparse.Namespace) -> None:
+    from analysis.galleries import plot_weight_gallery, select_evenly, weight_scores_from_checkpoint
+    from analysis.plotting import save_figure
+
+    echo = echo_for(args)
+    from bau.trainer import resolve_device
+
+    runs = load_runs(args.sweep)
+    performance = compute_performance(args, runs)
+    run = one_run(runs, args.sweep, skip_unfinished=args.skip_unfinished, method="bau", aug_prob=args.p)
+    written = save_figure(plot_performance(performance), os.path.join(args.out, f"{args.name}a"), performance)
+
+    echo(f"weight scores of {run.name}")
+    pairs = weight_scores_from_checkpoint(run.checkpoint, root=args.data_root, seed=args.seed,
+                                          device=resolve_device(args.device))
+    shown = select_evenly(pairs, args.columns)
+    fig, axes = plot_weight_gallery(shown, num=None)
+    fig.suptitle(f"(b) weight score $w$ of augmented views (BAU, p = {run.p:g})", fontsize=8)
+    fig.tight_layout(pad=0.3, rect=(0, 0, 1, 0.92))
+    shown_ids = {id(p) for p in shown}
+    data = {"sweep": args.sweep, "run": run.name, "checkpoint": run.checkpoint, "seed": args.seed,
+            "pairs": [{"path": p.path, "pid": p.pid, "weight": p.weight, "shown": id(p) in shown_ids} for p in pairs]}
+    written += save_figure(fig, os.path.join(args.out, f"{args.name}b"), data)
+    echo("wrote " + ", ".join(written))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = sweep_arguments(__doc__, "figure5")
+    parser.add_argument("--p", type=float, default=0.5, help="p of the BAU checkpoint of panel (b) (default 0.5)")
+    parser.add_argument("--columns", type=int, default=8, help="image pairs shown in panel (b) (default 8)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the batch and its augmentations (default 0)")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    return run_cli(_body, build_parser(), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
