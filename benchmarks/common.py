@@ -305,3 +305,10 @@ class Report:
         out = asdict(self)
         out["machine"]["load_average_end"] = load_average()
         return out
+
+    def finish(self, json_path: Optional[str]) -> Dict[str, Any]:
+        """Close a benchmark: print the final load average, write ``--json`` if asked, return the payload."""
+        payload = self.to_dict()
+        print(f"load average at the end: {payload['machine']['load_average_end']}")
+        write_json(json_path, payload)
+        return payload

@@ -166,9 +166,7 @@ def run(args: argparse.Namespace, paths: List[str]) -> Dict[str, object]:
                       "two_view_cost_x_one_view": cost_ratio}
     report.checks = {"gpu_step_s_assumed": args.gpu_step_s, "step_images": args.step_images,
                      "workers_needed": needed}
-    payload = report.to_dict()
-    print(f"load average at the end: {payload['machine']['load_average_end']}")
-    return payload
+    return report.finish(None)
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, object]:

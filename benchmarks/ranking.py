@@ -40,7 +40,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import (Report, Timing, describe_machine_line, in_fresh_process,  # noqa: E402
-                               measure_memory, print_table, time_repeated, write_json)
+                               measure_memory, print_table, time_repeated)
 from bau.evaluation import evaluate_ranking, pairwise_distance  # noqa: E402
 
 TARGET_FLOOR_RATIO = 1.5
@@ -318,10 +318,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
                      "target_x_argsort_floor": TARGET_FLOOR_RATIO, "target_met": ratio <= TARGET_FLOOR_RATIO,
                      "bau_speedup_over_loop": speedup, "mAP": bau_out["mAP"], "rank1": float(bau_out["cmc"][0]),
                      "mINP": bau_out["mINP"], "num_valid_queries": bau_out["num_valid_queries"]}
-    payload = report.to_dict()
-    print(f"load average at the end: {payload['machine']['load_average_end']}")
-    write_json(args.json, payload)
-    return payload
+    return report.finish(args.json)
 
 
 if __name__ == "__main__":

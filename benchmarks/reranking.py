@@ -36,7 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 from benchmarks.common import (Report, describe_machine_line, in_fresh_process, measure_memory, peak_of,  # noqa: E402
-                               print_table, time_repeated, write_json)
+                               print_table, time_repeated)
 from benchmarks.ranking import market_like_features  # noqa: E402
 from bau.evaluation import evaluate_ranking, pairwise_distance  # noqa: E402
 from bau.reranking import re_ranking  # noqa: E402
@@ -215,10 +215,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
         checks.update({"memory_fraction": fraction, "target_memory_fraction": TARGET_MEMORY_FRACTION,
                        "memory_met": met})
     report.checks = checks
-    payload = report.to_dict()
-    print(f"load average at the end: {payload['machine']['load_average_end']}")
-    write_json(args.json, payload)
-    return payload
+    return report.finish(args.json)
 
 
 if __name__ == "__main__":

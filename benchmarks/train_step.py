@@ -47,7 +47,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 
 from benchmarks.common import (Report, available_memory_mb, describe_machine_line, maxrss_mb,  # noqa: E402
-                               peak_rss_mb, current_rss_mb, print_table, reset_peak_rss, write_json)
+                               peak_rss_mb, current_rss_mb, print_table, reset_peak_rss)
 from bau.config import Config, load_config  # noqa: E402
 from bau.data.loader import build_train_loader  # noqa: E402
 from bau.memory import PrototypeMemory  # noqa: E402
@@ -320,10 +320,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
           f"({'exact' if exact else 'ru_maxrss, approximate'}), process peak RSS {maxrss_mb():.0f} MB")
     report.results = result
     report.checks = checks
-    payload = report.to_dict()
-    print(f"load average at the end: {payload['machine']['load_average_end']}")
-    write_json(args.json, payload)
-    return payload
+    return report.finish(args.json)
 
 
 if __name__ == "__main__":
