@@ -77,7 +77,7 @@ def test_state_dict_round_trip(tmp_path):
     path = tmp_path / "memory.pt"
     torch.save(mem.state_dict(), path)
     other = PrototypeMemory(3, 4, class_domains=[0, 0, 0])
-    other.load_state_dict(torch.load(path))
+    other.load_state_dict(torch.load(path, weights_only=True))
     torch.testing.assert_close(other.prototypes, mem.prototypes)
     assert other.domains.tolist() == [2, 0, 1]
     assert set(mem.state_dict()) == {"prototypes", "domains"}
