@@ -14,13 +14,11 @@ import pytest
 import torch
 import yaml
 
-torch.set_num_threads(1)
-
-from analysis import figure1, figure2, figure4, figure5, tables  # noqa: E402
-from analysis.sweep_data import feature_cache_path, load_runs, one_run  # noqa: E402
-from bau.features import load_npz  # noqa: E402
-from bau.sweep import run_sweep  # noqa: E402
-from tests.conftest import tiny_overrides  # noqa: E402
+from analysis import figure1, figure2, figure4, figure5, tables
+from analysis.sweep_data import feature_cache_path, load_runs, one_run
+from bau.features import load_npz
+from bau.sweep import run_sweep
+from tests.conftest import tiny_overrides
 
 PS = [0.0, 0.5]
 BASELINE = {"loss.two_view": False, "loss.align": False, "loss.uniform": False, "loss.domain": False}

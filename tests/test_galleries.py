@@ -18,13 +18,6 @@ from bau.models.reid import build_model
 H, W = 64, 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def tiny_config():
     cfg = Config()

@@ -15,14 +15,6 @@ from bau.models.reid import ReIDModel, build_model
 H, W = 64, 32
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models run fastest on one thread, and a busy 2-core machine makes 2 threads spin.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def tiny_config(backbone="mobilenetv2"):
     cfg = Config()
