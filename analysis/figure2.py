@@ -57,7 +57,7 @@ def compute(args: argparse.Namespace) -> Dict[str, Any]:
     from analysis.gradcam import gradcam_map, load_test_image, overlay
     from bau.checkpoint import model_from_checkpoint
     from bau.errors import BauError
-    from bau.trainer import resolve_device
+    from bau.device import resolve_device
 
     echo = echo_for(args)
     runs = load_runs(args.sweep)

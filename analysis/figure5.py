@@ -64,7 +64,7 @@ def _body(args: argparse.Namespace) -> None:
     from analysis.plotting import save_figure
 
     echo = echo_for(args)
-    from bau.trainer import resolve_device
+    from bau.device import resolve_device
 
     runs = load_runs(args.sweep)
     performance = compute_performance(args, runs)

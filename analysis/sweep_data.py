@@ -345,7 +345,7 @@ def run_features(run: Run, names: Sequence[str], subset: str, root: Optional[str
         if _cache_valid(data, checkpoint, names, max_per_domain, seed):
             return data
     from bau.inference import extract_features
-    from bau.trainer import resolve_device
+    from bau.device import resolve_device
 
     dev = resolve_device(device)
     mtime = os.path.getmtime(checkpoint)

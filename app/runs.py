@@ -20,12 +20,13 @@ import pandas as pd
 import yaml
 
 from bau.errors import BauError
+from bau.evaluation import METRIC_KEYS
 from bau.sweep import run_status
 
 RUN_MARKERS = ("log.jsonl", "results.json", "last.pt", "best.pt")
 # Columns of a step record that are bookkeeping, not loss terms.
 STEP_META = ("event", "epoch", "iter", "step", "lr", "time_s")
-METRICS = ("mAP", "rank1", "rank5", "rank10", "mINP")
+METRICS = METRIC_KEYS
 
 
 @dataclass

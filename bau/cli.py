@@ -36,7 +36,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _device(spec: str):
-    from bau.trainer import resolve_device
+    from bau.device import resolve_device
 
     return resolve_device(spec)
 

@@ -35,7 +35,9 @@ def run_demo(out: str, data_dir: str = "data/synthetic", config: Optional[str] =
     from bau.data.synthetic import format_stats, generate
     from bau.inference import evaluate_target
     from bau.models.reid import build_model
-    from bau.trainer import Trainer, resolve_device, resume_config
+    from bau.device import resolve_device
+    from bau.evaluation import METRIC_KEYS
+    from bau.trainer import Trainer, resume_config
 
     t0 = time.time()
     if not os.path.isfile(os.path.join(data_dir, "synthetic.json")):
@@ -55,7 +57,7 @@ def run_demo(out: str, data_dir: str = "data/synthetic", config: Optional[str] =
     untrained_model = build_model(cfg, num_classes=0).to(device).eval()
     for target in cfg.data.targets:
         r = evaluate_target(untrained_model, target, cfg, device, progress=progress)
-        untrained[target] = {k: r[k] for k in ("mAP", "rank1", "rank5", "rank10", "mINP")}
+        untrained[target] = {k: r[k] for k in METRIC_KEYS}
         print(f"      {target}: mAP {100 * r['mAP']:.1f}  rank-1 {100 * r['rank1']:.1f}")
     del untrained_model
 

@@ -22,6 +22,9 @@ import torch
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
+# The summary numbers of one evaluation, in the order every table, log record and page shows them.
+METRIC_KEYS = ("mAP", "rank1", "rank5", "rank10", "mINP")
+
 # Rows of the distance matrix handled per argsort; 256 x 16k int64 indices is ~33 MB.
 _QUERY_CHUNK = 256
 

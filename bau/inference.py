@@ -15,7 +15,7 @@ from tqdm import tqdm
 from bau.config import Config
 from bau.data.datasets import build_dataset
 from bau.data.loader import build_test_loader
-from bau.evaluation import evaluate_ranking, pairwise_distance
+from bau.evaluation import METRIC_KEYS, evaluate_ranking, pairwise_distance
 
 
 @torch.no_grad()
@@ -39,8 +39,7 @@ def extract_features(model: torch.nn.Module, items: Sequence[tuple], cfg: Config
 
 
 def _summary(results: List[Dict[str, float]]) -> Dict[str, float]:
-    keys = ["mAP", "rank1", "rank5", "rank10", "mINP"]
-    return {k: float(np.mean([r[k] for r in results])) for k in keys}
+    return {k: float(np.mean([r[k] for r in results])) for k in METRIC_KEYS}
 
 
 def rank_split(qf: np.ndarray, gf: np.ndarray, query: Sequence[tuple], gallery: Sequence[tuple],

@@ -31,9 +31,11 @@ from bau.config import Config, config_from_dict, save_config
 from bau.data.datasets import build_dataset
 from bau.data.loader import build_train_loader
 from bau.data.multisource import MultiSourceTrainSet, combine
+from bau.device import resolve_device
 from bau.distributed import (DistContext, barrier, broadcast_, convert_batchnorm, gather_no_grad, gather_with_grad,
                              init_distributed, rank_device)
 from bau.errors import BauError
+from bau.evaluation import METRIC_KEYS
 from bau.inference import evaluate_target, extract_features
 from bau.memory import PrototypeMemory
 from bau.models.reid import ReIDModel, build_model
@@ -42,17 +44,6 @@ from bau.objective import BAUObjective
 
 class TrainingDiverged(BauError):
     """A loss term became NaN or inf; the run stops and keeps its last good checkpoint."""
-
-
-def resolve_device(spec: str) -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise BauError(f"config option train.device={spec}: CUDA is not available on this machine (use cpu or auto)")
-    try:
-        return torch.device(spec)
-    except RuntimeError:
-        raise BauError(f"config option train.device={spec!r}: expected auto, cpu, cuda or cuda:N") from None
 
 
 def lr_factor(epoch: int, cfg: Config) -> float:
@@ -258,7 +249,7 @@ class Trainer:
             r = evaluate_target(self.model, name, self.cfg, self.device, progress=self.progress)
             results[name] = r
             self._log({"event": "eval", "epoch": epoch, "step": self.step, "target": name,
-                       **{k: r[k] for k in ("mAP", "rank1", "rank5", "rank10", "mINP")}})
+                       **{k: r[k] for k in METRIC_KEYS}})
             self.echo(f"epoch {epoch} | {name}: mAP {100 * r['mAP']:.1f}  rank-1 {100 * r['rank1']:.1f}  "
                       f"rank-5 {100 * r['rank5']:.1f}  mINP {100 * r['mINP']:.1f}")
         return results
@@ -291,7 +282,7 @@ class Trainer:
             if self.dist.is_main:
                 if ((eval_every and epoch % eval_every == 0) or last) and cfg.data.targets:
                     results = self.evaluate(epoch)
-                    self.last_metrics = {n: {k: r[k] for k in ("mAP", "rank1", "rank5", "rank10", "mINP")}
+                    self.last_metrics = {n: {k: r[k] for k in METRIC_KEYS}
                                          for n, r in results.items()}
                     mean_map = float(np.mean([r["mAP"] for r in results.values()]))
                     if mean_map > self.best_map:
