@@ -10,7 +10,7 @@ import os
 import sys
 from typing import List, Optional
 
-from bau.errors import BauError
+from bau.errors import BauError, describe_os_error, one_line
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -212,7 +212,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return int(args.func(args) or 0)
     except BauError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file problem no check foresaw: still one line, naming the file
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{describe_os_error(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; checkpoints already written are intact", file=sys.stderr)

@@ -43,6 +43,9 @@ class ModelConfig:
     pretrained: bool = True
     pretrained_path: Optional[str] = None
     gem_p: float = 3.0
+    # BatchNorm statistics over the two views (bau.models.batchnorm): "joint" (one set for both) or
+    # "split" (one per view, running statistics from the originals: the released 2-GPU DataParallel run).
+    bn_views: str = "split"
 
 
 @dataclass
@@ -109,17 +112,50 @@ class Config:
         return dataclasses.asdict(self)
 
     def validate(self) -> "Config":
-        d, lo = self.data, self.loss
+        """Check every option's range; the first violation is one ``BauError`` naming the option."""
+        d, m, lo, o, t, e = self.data, self.model, self.loss, self.optim, self.train, self.eval
+        from bau.models.backbones import BACKBONES
+
         checks = [
+            # data
             (0.0 <= d.aug_prob <= 1.0, "data.aug_prob", "a probability in [0, 1]"),
             (d.height >= 16 and d.width >= 16, "data.height/data.width", "image sizes of at least 16 pixels"),
             (d.num_instances >= 2, "data.num_instances", "at least 2 instances per identity (triplets need positives)"),
             (d.num_ids >= 2, "data.num_ids", "at least 2 identities per batch"),
             (len(d.sources) >= 1, "data.sources", "at least one source dataset"),
-            (0.0 <= lo.momentum <= 1.0, "loss.momentum", "a momentum in [0, 1]"),
+            (d.workers >= 0, "data.workers", "0 or more loader processes"),
+            (d.split_seed >= 0, "data.split_seed", "a seed >= 0"),
+            (d.num_splits >= 1, "data.num_splits", "at least 1 split"),
+            # model
+            (m.backbone in BACKBONES, "model.backbone", f"one of {', '.join(BACKBONES.names())}"),
+            (m.gem_p >= 1.0, "model.gem_p", "a GeM power >= 1 (1 = average pooling)"),
+            (m.bn_views in ("joint", "split"), "model.bn_views", "joint or split"),
+            # loss
+            (lo.lam >= 0.0, "loss.lam", "a weight lambda >= 0"),
             (lo.k >= 1, "loss.k", "k >= 1"),
-            (self.train.epochs >= 1, "train.epochs", "at least 1 epoch"),
-            (self.optim.lr > 0, "optim.lr", "a positive learning rate"),
+            (0.0 <= lo.momentum <= 1.0, "loss.momentum", "a momentum in [0, 1]"),
+            (lo.n_neighbors is None or lo.n_neighbors >= 1, "loss.n_neighbors", "none (the batch size) or >= 1"),
+            (0.0 <= lo.label_smoothing < 1.0, "loss.label_smoothing", "a smoothing epsilon in [0, 1)"),
+            (lo.margin >= 0.0, "loss.margin", "a triplet margin >= 0"),
+            # optim
+            (o.lr > 0, "optim.lr", "a positive learning rate"),
+            (o.weight_decay >= 0, "optim.weight_decay", "a weight decay >= 0"),
+            (o.warmup_epochs >= 0, "optim.warmup_epochs", "0 or more warm-up epochs"),
+            (0.0 < o.warmup_factor <= 1.0, "optim.warmup_factor", "a starting factor in (0, 1]"),
+            (all(x >= 1 for x in o.milestones) and list(o.milestones) == sorted(set(o.milestones)),
+             "optim.milestones", "increasing epochs >= 1, e.g. [30, 50]"),
+            (0.0 < o.gamma <= 1.0, "optim.gamma", "a decay factor in (0, 1]"),
+            # train
+            (t.epochs >= 1, "train.epochs", "at least 1 epoch"),
+            (t.iters_per_epoch >= 0, "train.iters_per_epoch", "0 (one pass over the data) or a number of batches"),
+            (t.seed >= 0, "train.seed", "a seed >= 0"),
+            (t.eval_every >= 0, "train.eval_every", "0 (only after the last epoch) or a number of epochs"),
+            (t.log_every >= 1, "train.log_every", "at least 1 step between log records"),
+            (t.max_steps >= 0, "train.max_steps", "0 (no limit) or a number of steps"),
+            (t.threads >= 0, "train.threads", "0 (torch's default) or a number of threads"),
+            # eval
+            (e.batch_size >= 1, "eval.batch_size", "a positive batch size"),
+            (e.max_rank >= 1, "eval.max_rank", "a CMC length >= 1"),
         ]
         for ok, name, expected in checks:
             if not ok:
@@ -237,8 +273,14 @@ def load_config(path: Optional[str] = None, overrides: Optional[List[str]] = Non
         for layer_path, layer in _yaml_chain(path):
             _apply(cfg, layer, "", f"config file {layer_path}")
     if overrides:
-        _apply(cfg, parse_overrides(overrides), "", "command line")
+        apply_overrides(cfg, overrides)
     return cfg.validate()
+
+
+def apply_overrides(cfg: Config, overrides: List[str]) -> Config:
+    """Apply ``section.key=value`` strings to ``cfg`` in place (not validated; call ``validate``)."""
+    _apply(cfg, parse_overrides(overrides), "", "command line")
+    return cfg
 
 
 def _yaml_chain(path: str, depth: int = 0) -> List[tuple]:

@@ -3,23 +3,29 @@ memory-bank update (Eq. 7), evaluation, logging and checkpoints.
 
 A run folder holds::
 
-    config.yaml   the resolved config (the single source of the run's hyper-parameters)
-    log.jsonl     one JSON record per logged step ({"event": "step", ...every loss term...}) and per
-                  evaluation ({"event": "eval", "epoch", "target", "mAP", ...}); analysis and the app read it
-    last.pt       checkpoint after every epoch; best.pt at the best evaluation (mean mAP over targets)
+    config.yaml   the resolved config (the single source of the run's hyper-parameters; rewritten
+                  when a run is resumed with overrides)
+    log.jsonl     one JSON record per logged step ({"event": "step", ...every loss term...}), per
+                  epoch ({"event": "epoch", "domain_share": {source: fraction of the batch slots},
+                  mean loss terms}) and per evaluation ({"event": "eval", "epoch", "target", "mAP",
+                  ...}); analysis and the app read it
+    last.pt       checkpoint after every epoch, written before that epoch's evaluation; best.pt at
+                  the best evaluation (mean mAP over targets)
     results.json  the final evaluation and {"finished": true} once the run is complete
+    .lock         while a trainer writes the folder (``bau.run_lock``)
 
-Resuming (``bau train --resume RUN``) restarts from ``last.pt`` and reproduces an uninterrupted
-run exactly on CPU: every epoch re-seeds the RNGs and the sampler from ``(seed, epoch)``.
+Before the first step every source and target dataset is built and every image header checked
+(``bau.preflight``). Resuming (``bau train --resume RUN``) restarts from ``last.pt`` and reproduces
+an uninterrupted run exactly on CPU: every epoch re-seeds the RNGs and the sampler from
+``(seed, epoch)``; log records past the checkpoint are dropped, so no step is logged twice.
 """
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -27,19 +33,22 @@ from tqdm import tqdm
 
 from bau.atomic import atomic_write_json, atomic_write_text
 from bau.checkpoint import load_checkpoint, save_checkpoint
-from bau.config import Config, config_from_dict, save_config
+from bau.config import Config, apply_overrides, config_from_dict, save_config
 from bau.data.datasets import build_dataset
 from bau.data.loader import build_train_loader
 from bau.data.multisource import MultiSourceTrainSet, combine
 from bau.device import resolve_device
 from bau.distributed import (DistContext, barrier, broadcast_, convert_batchnorm, gather_no_grad, gather_with_grad,
                              init_distributed, rank_device)
-from bau.errors import BauError
+from bau.errors import BauError, describe_os_error
 from bau.evaluation import METRIC_KEYS
 from bau.inference import evaluate_target, extract_features
 from bau.memory import PrototypeMemory
+from bau.models.batchnorm import views_per_batchnorm
 from bau.models.reid import ReIDModel, build_model
 from bau.objective import BAUObjective
+from bau.preflight import check_run_inputs
+from bau.run_lock import RunLock
 
 
 class TrainingDiverged(BauError):
@@ -65,6 +74,15 @@ def seed_everything(seed: int) -> None:
 
 
 class Trainer:
+    """Train one run into ``run_dir``: ``Trainer(cfg, run_dir).fit()``.
+
+    The pieces are built by small overridable class methods (fast-reid's ``DefaultTrainer``
+    style), which the benchmarks reuse: ``build_data`` (sources -> one training set -> P x K
+    loader), ``build_model``, ``build_memory`` and ``build_optimizer``. The constructor takes
+    the run folder's lock first (one writer per folder, ``bau.run_lock``) and gives it back if
+    anything fails before ``fit``; ``fit`` gives it back when it returns or raises.
+    """
+
     def __init__(self, cfg: Config, run_dir: str, resume: bool = False, progress: bool = True,
                  echo: Callable[[str], None] = print):
         self.cfg, self.run_dir = cfg, run_dir
@@ -77,26 +95,37 @@ class Trainer:
         self.last_path = os.path.join(run_dir, "last.pt")
         self.best_path = os.path.join(run_dir, "best.pt")
         self.log_path = os.path.join(run_dir, "log.jsonl")
-        if not resume and os.path.exists(self.last_path) and self.dist.is_main:
-            raise BauError(f"run folder {run_dir} already holds a run (last.pt); resume it with "
-                           f"`bau train --resume {run_dir}` or choose another --out")
+        self.lock = RunLock(run_dir)
+        if self.dist.is_main:
+            open_run_folder(run_dir)
+            self.lock.acquire()
+        try:
+            self._set_up(resume)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _set_up(self, resume: bool) -> None:
+        cfg = self.cfg
+        if self.dist.is_main:
+            if not resume and os.path.exists(self.last_path):
+                raise BauError(f"run folder {self.run_dir} already holds a run (last.pt); resume it with "
+                               f"`bau train --resume {self.run_dir}` or choose another --out")
+            remove_orphan_temp_files(self.run_dir)
         barrier(self.dist)
-        os.makedirs(run_dir, exist_ok=True)
         if cfg.train.threads > 0:
             torch.set_num_threads(cfg.train.threads)
         seed_everything(cfg.train.seed)
 
-        # data
-        self.sources = [build_dataset(n, cfg.data.root, split=0, split_seed=cfg.data.split_seed,
-                                      num_splits=cfg.data.num_splits) for n in cfg.data.sources]
-        self.train_set: MultiSourceTrainSet = combine(self.sources, list(cfg.data.sources))
-        self.loader = build_train_loader(self.train_set.train, cfg.data, two_view=cfg.loss.two_view,
-                                         seed=cfg.train.seed, num_iters=cfg.train.iters_per_epoch,
-                                         rank=self.dist.rank, world_size=self.dist.world_size)
+        self.train_set, self.loader = self.build_data(cfg, self.dist)
         self.sampler = self.loader.sampler
+        if self.dist.is_main:
+            n = check_run_inputs(cfg, [it[0] for it in self.train_set.train], progress=self.progress)
+            self.echo(f"checked {n} images of {len(cfg.data.sources)} source and {len(cfg.data.targets)} "
+                      f"target dataset(s)")
+        barrier(self.dist)
 
-        # model, memory bank, objective, optimiser
-        self.model: ReIDModel = build_model(cfg, self.train_set.num_classes).to(self.device)
+        self.model: ReIDModel = self.build_model(cfg, self.train_set.num_classes, self.device)
         self.net: torch.nn.Module = self.model  # what the training step calls (DDP-wrapped when distributed)
         if self.dist.enabled:
             self.model = convert_batchnorm(self.model, self.device)
@@ -105,28 +134,60 @@ class Trainer:
             unused = not (cfg.loss.ce or cfg.loss.ce_aug)
             self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids,
                                                                  find_unused_parameters=unused)
-        self.memory: Optional[PrototypeMemory] = None
-        if cfg.loss.domain:
-            self.memory = PrototypeMemory(self.train_set.num_classes, self.model.feat_dim,
-                                          torch.as_tensor(self.train_set.class_domains), cfg.loss.momentum
-                                          ).to(self.device)
+        self.memory: Optional[PrototypeMemory] = self.build_memory(cfg, self.train_set, self.model.feat_dim,
+                                                                   self.device)
         self.objective = BAUObjective(cfg.loss, self.memory)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda e: lr_factor(e, cfg))
+        self.optimizer, self.scheduler = self.build_optimizer(cfg, self.model)
         self.use_amp = cfg.train.amp and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
 
         self.start_epoch, self.step, self.best_map, self.last_metrics = 1, 0, -1.0, {}
+        self.pending_eval: Optional[int] = None  # an epoch whose evaluation did not finish
         if resume:
             self._resume()
         else:
             if self.dist.is_main:
-                save_config(cfg, os.path.join(run_dir, "config.yaml"))
+                save_config(cfg, os.path.join(self.run_dir, "config.yaml"))
                 if os.path.exists(self.log_path):
                     os.remove(self.log_path)
             if self.memory is not None:
                 self._initialise_memory()
+
+    # -- builders (override in a subclass to change one piece) -----------------------------------
+    @classmethod
+    def build_data(cls, cfg: Config, dist: Optional[DistContext] = None
+                   ) -> Tuple[MultiSourceTrainSet, torch.utils.data.DataLoader]:
+        """The source datasets merged into one training set (one domain each) and its loader."""
+        dist = dist or DistContext()
+        sources = [build_dataset(n, cfg.data.root, split=0, split_seed=cfg.data.split_seed,
+                                 num_splits=cfg.data.num_splits) for n in cfg.data.sources]
+        train_set = combine(sources, list(cfg.data.sources))
+        loader = build_train_loader(train_set.train, cfg.data, two_view=cfg.loss.two_view, seed=cfg.train.seed,
+                                    num_iters=cfg.train.iters_per_epoch, rank=dist.rank,
+                                    world_size=dist.world_size)
+        return train_set, loader
+
+    @classmethod
+    def build_model(cls, cfg: Config, num_classes: int, device: torch.device) -> ReIDModel:
+        return build_model(cfg, num_classes).to(device)
+
+    @classmethod
+    def build_memory(cls, cfg: Config, train_set: MultiSourceTrainSet, feat_dim: int,
+                     device: torch.device) -> Optional[PrototypeMemory]:
+        """The class-prototype memory of Eq. 7 (None when ``loss.domain`` is off); not yet initialised."""
+        if not cfg.loss.domain:
+            return None
+        return PrototypeMemory(train_set.num_classes, feat_dim, torch.as_tensor(train_set.class_domains),
+                               cfg.loss.momentum).to(device)
+
+    @classmethod
+    def build_optimizer(cls, cfg: Config, model: torch.nn.Module
+                        ) -> Tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+        """Adam on the trainable parameters, warm-up + step schedule per epoch (``lr_factor``)."""
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: lr_factor(e, cfg))
+        return optimizer, scheduler
 
     # -- set-up helpers -------------------------------------------------------------------------
     def _initialise_memory(self) -> None:
@@ -143,6 +204,11 @@ class Trainer:
 
     def _resume(self) -> None:
         ckpt = load_checkpoint(self.last_path, map_location=self.device)
+        if (ckpt["num_classes"] != self.train_set.num_classes
+                or list(ckpt.get("class_domains", self.train_set.class_domains)) != list(self.train_set.class_domains)):
+            raise BauError(f"--resume {self.run_dir}: the training data changed since last.pt was written "
+                           f"({ckpt['num_classes']} classes then, {self.train_set.num_classes} now); resume with "
+                           f"the run's own data.sources and data.root")
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -154,42 +220,34 @@ class Trainer:
         self.step = ckpt["step"]
         self.best_map = ckpt.get("best_map", -1.0)
         self.last_metrics = ckpt.get("metrics", {})
+        if not ckpt.get("evaluated", True):
+            self.pending_eval = ckpt["epoch"]
         if self.dist.is_main:
-            self._truncate_log(ckpt["epoch"])
+            # The run may be resumed with overrides (say, more epochs): the folder's config follows.
+            save_config(self.cfg, os.path.join(self.run_dir, "config.yaml"))
+            truncate_log(self.log_path, ckpt["step"], ckpt["epoch"], evaluated=self.pending_eval is None)
         barrier(self.dist)
         self.echo(f"resuming {self.run_dir} after epoch {ckpt['epoch']} (step {self.step})")
-
-    def _truncate_log(self, epoch: int) -> None:
-        """Drop log records of the epoch that was interrupted, so the resumed log reads as one run."""
-        if not os.path.exists(self.log_path):
-            return
-        kept = []
-        with open(self.log_path) as f:
-            for line in f:
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut by the interruption
-                if rec.get("epoch", 0) <= epoch:
-                    kept.append(json.dumps(rec))
-        atomic_write_text(self.log_path, "".join(k + "\n" for k in kept))
 
     # -- the loop -------------------------------------------------------------------------------
     def _log(self, record: Dict) -> None:
         if not self.dist.is_main:
             return
-        with open(self.log_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with open(self.log_path, "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:
+            raise BauError(f"{self.log_path}: could not be written: {describe_os_error(e)}") from None
 
-    def _checkpoint_payload(self, epoch: int) -> Dict:
+    def _checkpoint_payload(self, epoch: int, evaluated: bool) -> Dict:
         payload = {
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "epoch": epoch, "step": self.step,
             "config": self.cfg.to_dict(), "num_classes": self.train_set.num_classes,
+            # read back by --resume to refuse a run whose training data changed
             "class_domains": list(map(int, self.train_set.class_domains)),
             "domain_names": list(self.train_set.domain_names), "metrics": self.last_metrics,
-            "best_map": self.best_map, "rng": {"torch": torch.get_rng_state()},
-            "sampler": {"epoch": epoch},
+            "best_map": self.best_map, "evaluated": evaluated,
         }
         if self.memory is not None:
             payload["memory"] = self.memory.state_dict()
@@ -208,16 +266,23 @@ class Trainer:
             self.loader.generator.manual_seed(seed)
 
     def train_step(self, batch: Dict[str, torch.Tensor], epoch: int) -> Dict[str, float]:
+        values, _ = self._train_step(batch, epoch)
+        return values
+
+    def _train_step(self, batch: Dict[str, torch.Tensor], epoch: int) -> Tuple[Dict[str, float], torch.Tensor]:
+        """One optimisation step; returns the logged loss values and the global batch's domain ids."""
         cfg, dev = self.cfg, self.device
         pids = batch["pid"].to(dev, non_blocking=True)
         dids = batch["domain"].to(dev, non_blocking=True)
         images = batch["orig"].to(dev, non_blocking=True)
         two_view = cfg.loss.two_view
         if two_view:
-            # One forward over [original; augmented]: the BN statistics see both views, like the
-            # authors' implementation, and one pass is faster than two.
+            # One forward over [original; augmented]. Its BatchNorm statistics follow model.bn_views:
+            # one set for both views (joint) or one per view, running statistics from the originals
+            # (split, what the released two-GPU DataParallel run does; bau.models.batchnorm).
             images = torch.cat([images, batch["aug"].to(dev, non_blocking=True)])
-        with torch.autocast(device_type=dev.type, enabled=self.use_amp):
+        views = 2 if two_view and cfg.model.bn_views == "split" else 1
+        with views_per_batchnorm(self.model, views), torch.autocast(device_type=dev.type, enabled=self.use_amp):
             out = self.net(images)
         b = pids.shape[0]
         # Distributed: every rank rebuilds the global batch (rank order = the single-process order,
@@ -240,10 +305,10 @@ class Trainer:
         if self.memory is not None:
             self.memory.update(f_orig, pids)  # Eq. 7, original-view features only
         self.step += 1
-        return {k: float(v.detach()) for k, v in terms.items()}
+        return {k: float(v.detach()) for k, v in terms.items()}, dids
 
     def evaluate(self, epoch: int) -> Dict:
-        """Rank 0 evaluates; the other ranks wait at the barrier in ``fit``."""
+        """Rank 0 evaluates every target, logs it and keeps ``best.pt``; the other ranks wait."""
         results = {}
         for name in self.cfg.data.targets:
             r = evaluate_target(self.model, name, self.cfg, self.device, progress=self.progress)
@@ -252,43 +317,75 @@ class Trainer:
                        **{k: r[k] for k in METRIC_KEYS}})
             self.echo(f"epoch {epoch} | {name}: mAP {100 * r['mAP']:.1f}  rank-1 {100 * r['rank1']:.1f}  "
                       f"rank-5 {100 * r['rank5']:.1f}  mINP {100 * r['mINP']:.1f}")
+        self.last_metrics = {n: {k: r[k] for k in METRIC_KEYS} for n, r in results.items()}
+        mean_map = float(np.mean([r["mAP"] for r in results.values()]))
+        if mean_map > self.best_map:
+            self.best_map = mean_map
+            save_checkpoint(self.best_path, self._checkpoint_payload(epoch, evaluated=True))
         return results
 
+    def _train_epoch(self, epoch: int) -> bool:
+        """One epoch of steps; logs its ``epoch`` record. Returns True when ``max_steps`` is reached."""
+        cfg = self.cfg
+        self._seed_epoch(epoch)
+        self.net.train()
+        lr = self.optimizer.param_groups[0]["lr"]
+        names = self.train_set.domain_names
+        slots = np.zeros(len(names), dtype=np.int64)
+        sums: Dict[str, float] = {}
+        bar = tqdm(self.loader, total=len(self.loader), desc=f"epoch {epoch}/{cfg.train.epochs}",
+                   disable=not self.progress, dynamic_ncols=True, leave=False)
+        t_start = t_last = time.perf_counter()
+        it = 0
+        for it, batch in enumerate(bar, 1):
+            values, dids = self._train_step(batch, epoch)
+            slots += np.bincount(dids.cpu().numpy(), minlength=len(names))[:len(names)]
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + v
+            now = time.perf_counter()
+            if self.step % max(cfg.train.log_every, 1) == 0:
+                self._log({"event": "step", "epoch": epoch, "iter": it, "step": self.step, "lr": lr,
+                           "time_s": round(now - t_last, 4), **{k: round(v, 6) for k, v in values.items()}})
+            t_last = now
+            share = domain_share(slots, names)
+            bar.set_postfix({**{k: f"{v:.3f}" for k, v in values.items()},
+                             **({"mix": " ".join(f"{100 * v:.0f}%" for v in share.values())} if len(names) > 1 else {})})
+            if cfg.train.max_steps and self.step >= cfg.train.max_steps:
+                break
+        bar.close()
+        self._log({"event": "epoch", "epoch": epoch, "step": self.step, "iters": it, "lr": lr,
+                   "time_s": round(time.perf_counter() - t_start, 3),
+                   "domain_share": domain_share(slots, names),
+                   **{f"mean_{k}": round(v / max(it, 1), 6) for k, v in sums.items()}})
+        return bool(cfg.train.max_steps and self.step >= cfg.train.max_steps)
+
     def fit(self) -> Dict:
+        """Train from ``start_epoch`` to ``train.epochs``; write ``results.json``; release the lock."""
+        try:
+            return self._fit()
+        finally:
+            self.lock.release()
+
+    def _fit(self) -> Dict:
         cfg = self.cfg
         epochs, eval_every = cfg.train.epochs, cfg.train.eval_every
-        steps_per_epoch = len(self.loader)
-        for epoch in range(self.start_epoch, epochs + 1):
-            self._seed_epoch(epoch)
-            self.net.train()
-            lr = self.optimizer.param_groups[0]["lr"]
-            bar = tqdm(self.loader, total=steps_per_epoch, desc=f"epoch {epoch}/{epochs}", disable=not self.progress,
-                       dynamic_ncols=True, leave=False)
-            t_last = time.perf_counter()
-            for it, batch in enumerate(bar):
-                values = self.train_step(batch, epoch)
-                now = time.perf_counter()
-                if self.step % max(cfg.train.log_every, 1) == 0:
-                    self._log({"event": "step", "epoch": epoch, "iter": it + 1, "step": self.step, "lr": lr,
-                               "time_s": round(now - t_last, 4), **{k: round(v, 6) for k, v in values.items()}})
-                t_last = now
-                bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()})
-                if cfg.train.max_steps and self.step >= cfg.train.max_steps:
-                    break
-            bar.close()
-            self.scheduler.step()
-            stop = bool(cfg.train.max_steps and self.step >= cfg.train.max_steps)
-            last = epoch == epochs or stop
+        if self.pending_eval is not None and cfg.data.targets:
+            # The last run stopped between saving an epoch and finishing its evaluation.
             if self.dist.is_main:
-                if ((eval_every and epoch % eval_every == 0) or last) and cfg.data.targets:
-                    results = self.evaluate(epoch)
-                    self.last_metrics = {n: {k: r[k] for k in METRIC_KEYS}
-                                         for n, r in results.items()}
-                    mean_map = float(np.mean([r["mAP"] for r in results.values()]))
-                    if mean_map > self.best_map:
-                        self.best_map = mean_map
-                        save_checkpoint(self.best_path, self._checkpoint_payload(epoch))
-                save_checkpoint(self.last_path, self._checkpoint_payload(epoch))
+                self.evaluate(self.pending_eval)
+                save_checkpoint(self.last_path, self._checkpoint_payload(self.pending_eval, evaluated=True))
+            barrier(self.dist)
+        for epoch in range(self.start_epoch, epochs + 1):
+            stop = self._train_epoch(epoch)
+            self.scheduler.step()
+            last = epoch == epochs or stop
+            evaluate = bool(cfg.data.targets) and ((eval_every and epoch % eval_every == 0) or last)
+            if self.dist.is_main:
+                # Saved before evaluating: an evaluation that fails (or is interrupted) loses no training.
+                save_checkpoint(self.last_path, self._checkpoint_payload(epoch, evaluated=not evaluate))
+                if evaluate:
+                    self.evaluate(epoch)
+                    save_checkpoint(self.last_path, self._checkpoint_payload(epoch, evaluated=True))
             barrier(self.dist)
             if stop:
                 break
@@ -302,6 +399,68 @@ class Trainer:
         return final
 
 
+def domain_share(slots: np.ndarray, names: List[str]) -> Dict[str, float]:
+    """``{source name: fraction of the batch slots it filled}`` from per-domain slot counts."""
+    total = int(slots.sum())
+    return {n: round(float(c) / total, 4) if total else 0.0 for n, c in zip(names, slots)}
+
+
+def open_run_folder(run_dir: str) -> None:
+    """Create ``run_dir`` (and its parents) or raise one line saying why it cannot be a run folder."""
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise BauError(f"run folder {run_dir}: is a file; expected a folder (or a path that does not exist yet)")
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+    except OSError as e:
+        raise BauError(f"run folder {run_dir}: cannot be created ({e.strerror or e})") from None
+    if not os.access(run_dir, os.W_OK | os.X_OK):
+        raise BauError(f"run folder {run_dir}: not writable; expected a folder this user can write")
+
+
+def remove_orphan_temp_files(run_dir: str) -> List[str]:
+    """Delete the ``.NAME.*.tmp`` files an atomic write leaves when its process is killed mid-write.
+
+    Only called with the run folder's lock held, so no live writer owns them."""
+    removed = []
+    for name in os.listdir(run_dir):
+        if name.startswith(".") and name.endswith(".tmp"):
+            try:
+                os.remove(os.path.join(run_dir, name))
+                removed.append(name)
+            except OSError:
+                pass
+    return removed
+
+
+def truncate_log(log_path: str, step: int, epoch: int, evaluated: bool = True) -> None:
+    """Keep the log records of the first ``step`` steps and ``epoch`` epochs only, so a resumed run
+    never repeats a step (records written after the checkpoint are replayed by the resume).
+
+    ``evaluated=False``: the checkpoint's own epoch was not evaluated yet; its eval records go too.
+    """
+    if not os.path.exists(log_path):
+        return
+    kept = []
+    with open(log_path) as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by the interruption
+            if not isinstance(rec, dict):
+                continue
+            event = rec.get("event")
+            if event == "step":
+                keep = rec.get("step", 0) <= step
+            elif event == "eval":
+                keep = rec.get("epoch", 0) < epoch or (evaluated and rec.get("epoch", 0) == epoch)
+            else:
+                keep = rec.get("epoch", 0) <= epoch
+            if keep:
+                kept.append(json.dumps(rec))
+    atomic_write_text(log_path, "".join(k + "\n" for k in kept))
+
+
 def resume_config(run_dir: str, overrides: Optional[List[str]] = None) -> Config:
     """The config of an existing run (from its last checkpoint), for ``bau train --resume``."""
     path = os.path.join(run_dir, "last.pt")
@@ -309,7 +468,5 @@ def resume_config(run_dir: str, overrides: Optional[List[str]] = None) -> Config
         raise BauError(f"--resume {run_dir}: no last.pt in that folder (nothing to resume; start it with --out)")
     cfg = config_from_dict(load_checkpoint(path)["config"])
     if overrides:
-        from bau.config import _apply, parse_overrides
-
-        _apply(cfg, parse_overrides(overrides), "", "command line")
+        apply_overrides(cfg, overrides)
     return cfg.validate()

@@ -79,3 +79,72 @@ def test_console_script_help():
     assert out.returncode == 0
     for cmd in ("train", "eval", "extract", "synth", "data", "demo", "sweep", "app"):
         assert cmd in out.stdout
+
+
+def _one_error_line(capsys):
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+def test_out_that_is_a_file_is_one_line(tiny_synth, tmp_path, capsys):
+    out = tmp_path / "results.txt"
+    out.write_text("keep me")
+    assert main(["train", "--out", str(out), "--quiet", *tiny_overrides(tiny_synth)]) == 2
+    assert "is a file" in _one_error_line(capsys) and out.read_text() == "keep me"
+
+
+def test_unwritable_out_is_one_line(tiny_synth, tmp_path, capsys, monkeypatch):
+    # Root ignores permission bits, so the refusal of a read-only folder is simulated where it
+    # happens: creating the run folder's first file.
+    import bau.run_lock as run_lock
+
+    real_open = run_lock.os.open
+
+    def read_only(path, *a, **k):
+        if str(path).startswith(str(tmp_path / "ro")):
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(run_lock.os, "open", read_only)
+    assert main(["train", "--out", str(tmp_path / "ro"), "--quiet", *tiny_overrides(tiny_synth)]) == 2
+    assert "cannot be written (Permission denied)" in _one_error_line(capsys)
+
+
+def test_full_disk_is_one_line_and_keeps_the_last_checkpoint(tiny_synth, tiny_run, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    import torch
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    before = (run / "last.pt").read_bytes()
+
+    def full_disk(obj, f, *a, **k):
+        with open(f, "wb") as fh:
+            fh.write(b"\0" * 1000)
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 1000 vs 2345")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    assert main(["train", "--resume", str(run), "--quiet", "train.epochs=2"]) == 2
+    err = _one_error_line(capsys)
+    assert "last.pt: could not be written" in err and "disk full" in err
+    assert (run / "last.pt").read_bytes() == before and not list(run.glob(".*.tmp"))
+
+
+def test_a_loader_worker_error_is_unwrapped_to_its_one_line():
+    from torch.utils.data import DataLoader, Dataset
+
+    from bau.errors import BauError, one_line
+
+    class Broken(Dataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            raise BauError("image /data/x.jpg: cannot be decoded as an image")
+
+    with pytest.raises(BauError) as info:
+        next(iter(DataLoader(Broken(), num_workers=1)))
+    assert "Traceback" in str(info.value)  # what PyTorch re-raises in the main process
+    assert one_line(info.value) == "image /data/x.jpg: cannot be decoded as an image"

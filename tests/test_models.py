@@ -76,5 +76,10 @@ def test_hub_cache_is_used(tmp_path, monkeypatch):
 
 
 def test_unknown_backbone():
+    # refused when the config is loaded, with the registry's names
+    with pytest.raises(BauError, match="model.backbone: expected one of mobilenetv2, resnet50, vit_b16"):
+        load_config(None, ["model.backbone=resnet9000"])
+    cfg = load_config(None, [])
+    cfg.model.backbone = "resnet9000"  # a config built in code is still checked by the registry
     with pytest.raises(BauError, match="unknown backbone"):
-        build_model(load_config(None, ["model.backbone=resnet9000"]), 3)
+        build_model(cfg, 3)

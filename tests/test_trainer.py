@@ -130,10 +130,19 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(OSError):
+    with pytest.raises(BauError, match="last.pt: could not be written: disk full .the previous version is intact"):
         save_checkpoint(str(path), {"model": {"w": torch.ones(1)}, "config": {}, "num_classes": 1})
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+    # torch.save reports a full disk as a RuntimeError from its zip writer
+    def full_disk(obj, f):
+        raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 4096 vs 1234")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(BauError, match="is the disk full"):
+        save_checkpoint(str(path), {"model": {}, "config": {}, "num_classes": 1})
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["last.pt"]
 
 
 def test_single_view_baseline_and_ablation_switches(tiny_synth, tmp_path):
@@ -149,3 +158,127 @@ def test_single_view_baseline_and_ablation_switches(tiny_synth, tmp_path):
     assert {"ce_aug", "align", "domain"} <= set(rec)
     assert rec["total"] == pytest.approx(rec["ce"] + rec["tri"] + rec["ce_aug"] + 1.5 * rec["align"]
                                          + rec["uniform"] + rec["domain"], rel=1e-4)
+
+
+def _records(run_dir, event):
+    return [r for r in (json.loads(l) for l in open(os.path.join(run_dir, "log.jsonl"))) if r["event"] == event]
+
+
+def test_epoch_records_carry_the_domain_share(tiny_synth, tmp_path):
+    _train(tiny_synth, tmp_path / "run", **{"train.epochs": 1, "train.iters_per_epoch": 3})
+    (epoch,) = _records(tmp_path / "run", "epoch")
+    share = epoch["domain_share"]
+    assert set(share) == {"folder:synth_a", "folder:synth_b"} and sum(share.values()) == pytest.approx(1.0, abs=1e-3)
+    # the shares are those of the batches the sampler really drew (3 batches x 4 ids x 2 images)
+    cfg = load_config(None, tiny_overrides(tiny_synth, **{"train.iters_per_epoch": 3}))
+    train_set, loader = Trainer.build_data(cfg)
+    loader.sampler.set_epoch(1)
+    domains = [train_set.train[i][3] for i, _ in loader.sampler]
+    assert share["folder:synth_a"] == pytest.approx(domains.count(0) / len(domains), abs=1e-4)
+    assert epoch["iters"] == 3 and epoch["step"] == 3 and "mean_total" in epoch
+
+
+def test_a_second_trainer_on_the_same_folder_refuses(tiny_synth, tmp_path):
+    from bau.run_lock import RunLock
+
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = RunLock(str(run)).acquire()  # another trainer, alive, in this very process
+    with pytest.raises(BauError, match=r"another trainer is writing it \(pid %d" % os.getpid()):
+        _train(tiny_synth, run)
+    assert not (run / "last.pt").exists() and not (run / "log.jsonl").exists()
+    holder.release()
+    assert not (run / ".lock").exists()
+
+
+def test_a_stale_lock_is_taken_over_and_released(tiny_synth, tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".lock").write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "since": "then"}))
+    _train(tiny_synth, run, **{"train.epochs": 1})
+    assert (run / "results.json").is_file() and not (run / ".lock").exists()
+
+
+def test_the_lock_is_released_when_training_fails(tiny_synth, tmp_path, monkeypatch):
+    import bau.trainer as trainer_mod
+
+    def boom(*a, **k):
+        raise BauError("evaluation broke")
+
+    monkeypatch.setattr(trainer_mod, "evaluate_target", boom)
+    with pytest.raises(BauError, match="evaluation broke"):
+        _train(tiny_synth, tmp_path / "run", **{"train.epochs": 1})
+    assert not (tmp_path / "run" / ".lock").exists()
+
+
+def test_last_checkpoint_is_saved_before_evaluation_and_resume_finishes_it(tiny_synth, tmp_path, monkeypatch):
+    import bau.trainer as trainer_mod
+
+    run = tmp_path / "run"
+    real = trainer_mod.evaluate_target
+    monkeypatch.setattr(trainer_mod, "evaluate_target", lambda *a, **k: (_ for _ in ()).throw(BauError("no eval")))
+    with pytest.raises(BauError):
+        _train(tiny_synth, run, **{"train.epochs": 1})
+    ckpt = load_checkpoint(str(run / "last.pt"))
+    assert ckpt["epoch"] == 1 and ckpt["evaluated"] is False  # the epoch's training is kept
+    monkeypatch.setattr(trainer_mod, "evaluate_target", real)
+    result = Trainer(resume_config(str(run)), str(run), resume=True, progress=False, echo=lambda s: None).fit()
+    assert result["finished"] and "folder:synth_c" in result["metrics"]
+    assert [r["epoch"] for r in _records(run, "eval")] == [1]
+    assert load_checkpoint(str(run / "last.pt"))["evaluated"] is True
+
+
+def test_resume_with_overrides_rewrites_config_and_never_repeats_a_step(tiny_synth, tmp_path):
+    run = tmp_path / "run"
+    _train(tiny_synth, run, **{"train.epochs": 1})
+    # records a killed run wrote after its checkpoint (and a line cut in half)
+    with open(run / "log.jsonl", "a") as f:
+        f.write(json.dumps({"event": "step", "epoch": 2, "iter": 1, "step": 3}) + "\n")
+        f.write('{"event": "step", "ep')
+    (run / ".last.pt.abc123.tmp").write_bytes(b"half a checkpoint")  # a save killed mid-write
+    cfg = resume_config(str(run), ["train.epochs=2"])
+    Trainer(cfg, str(run), resume=True, progress=False, echo=lambda s: None).fit()
+    assert load_config(str(run / "config.yaml")).train.epochs == 2
+    assert [r["step"] for r in _records(run, "step")] == [1, 2, 3, 4]
+    assert [r["epoch"] for r in _records(run, "epoch")] == [1, 2]
+    assert not list(run.glob("*.tmp")) and not list(run.glob(".*.tmp"))
+
+
+def test_resume_refuses_changed_training_data(tiny_synth, tmp_path):
+    run = tmp_path / "run"
+    _train(tiny_synth, run, **{"train.epochs": 1})
+    cfg = resume_config(str(run), ["train.epochs=2", "data.sources=folder:synth_a"])
+    with pytest.raises(BauError, match="training data changed"):
+        Trainer(cfg, str(run), resume=True, progress=False, echo=lambda s: None)
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    ({"data.targets": "folder:no_such_domain"}, "no_such_domain"),
+    ({"eval.max_rank": 0}, "eval.max_rank"),
+])
+def test_bad_targets_fail_before_the_first_step(tiny_synth, tmp_path, extra, fragment):
+    with pytest.raises(BauError, match=fragment):
+        _train(tiny_synth, tmp_path / "run", **extra)
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_broken_image_fails_before_the_first_step(tiny_synth, tmp_path, workers):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(tiny_synth, root)
+    victim = sorted((root / "synth_b" / "bounding_box_train").iterdir())[3]
+    victim.write_bytes(b"not a jpeg at all")
+    baseline = {"loss.two_view": "false", "loss.align": "false", "loss.uniform": "false", "loss.domain": "false"}
+    cfg = load_config(None, tiny_overrides(str(root), **{"data.workers": workers, **baseline}))
+    with pytest.raises(BauError) as info:
+        Trainer(cfg, str(tmp_path / "run"), progress=False, echo=lambda s: None)
+    assert victim.name in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "run" / "log.jsonl").exists()
