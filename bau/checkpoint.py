@@ -4,10 +4,13 @@ with ``torch.load(..., weights_only=True)`` so opening a checkpoint never runs p
 Layout of the saved dict (all tensors, numbers, strings, lists and dicts)::
 
     format: "bau-checkpoint", version: 1,
-    model, optimizer, scheduler, memory: state_dicts (optimizer/scheduler/memory may be absent),
-    sampler: {"epoch": int}, rng: {"torch": ByteTensor, "cuda": [ByteTensor...]},
+    model, optimizer, scheduler, memory, scaler: state_dicts (all but model may be absent),
     epoch: last finished epoch (1-based), step: global step, config: resolved Config as a dict,
-    num_classes, class_domains, domain_names, metrics: last evaluation results
+    num_classes, class_domains (checked by --resume against the rebuilt training set),
+    domain_names, metrics: last evaluation results, best_map: best mean mAP so far,
+    evaluated: False when the epoch's evaluation had not finished when the file was written
+
+No RNG state is stored: every epoch re-seeds from ``(train.seed, epoch)``.
 """
 from __future__ import annotations
 
