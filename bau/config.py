@@ -32,6 +32,13 @@ class DataConfig:
     randaugment: bool = True
     color_jitter: bool = True
     random_erasing: bool = True
+    # RandAugment op set: "paper" (appendix A, without Invert/Posterize/Solarize/SolarizeAdd) or
+    # "released" (the authors' code: all 16 ops, 2 at magnitude 10 of 30).
+    randaugment_ops: str = "paper"
+    # Batch composition: "identity" (every identity visited once per epoch: a source's share of the
+    # batches follows its identity count) or "image" (the released sampler: an identity gives
+    # floor(n / K) groups per pass, so a source's share follows its image count).
+    sampler: str = "identity"
     workers: int = 4
     split_seed: int = 0  # seed of the 10 query/gallery splits of the small datasets
     num_splits: int = 10
@@ -116,6 +123,9 @@ class Config:
             (d.num_instances >= 2, "data.num_instances", "at least 2 instances per identity (triplets need positives)"),
             (d.num_ids >= 2, "data.num_ids", "at least 2 identities per batch"),
             (len(d.sources) >= 1, "data.sources", "at least one source dataset"),
+            (d.sampler in ("identity", "image"), "data.sampler", f"'identity' or 'image', got {d.sampler!r}"),
+            (d.randaugment_ops in ("paper", "released"), "data.randaugment_ops",
+             f"'paper' or 'released', got {d.randaugment_ops!r}"),
             (0.0 <= lo.momentum <= 1.0, "loss.momentum", "a momentum in [0, 1]"),
             (lo.k >= 1, "loss.k", "k >= 1"),
             (self.train.epochs >= 1, "train.epochs", "at least 1 epoch"),
