@@ -232,6 +232,15 @@ def test_op_set_selection_and_config_route():
     assert ColourSafeRandAugment in op_types(build_train_transform(DataConfig(height=H, width=W)).aug)
 
 
+def test_config_validates_the_op_set():
+    from bau.config import load_config
+
+    assert load_config(None, ["data.randaugment_ops=released"]).data.randaugment_ops == "released"
+    assert load_config(None, []).data.randaugment_ops == "paper"
+    with pytest.raises(BauError, match="data.randaugment_ops: expected 'paper' or 'released', got 'full'"):
+        load_config(None, ["data.randaugment_ops=full"])
+
+
 def test_probability_reaches_every_op():
     pipeline = build_augmented_transform(H, W, aug_prob=0.25)
     probs = [t.p for t in pipeline.transforms if isinstance(t, (T.RandomApply, T.RandomErasing))]
