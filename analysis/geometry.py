@@ -9,6 +9,11 @@ never paired with itself; every unordered pair counts once, since both sums are 
 paper plots ``-L_uniform`` for uniformity (Figs. 1c, 4b), which is the negation of what
 ``uniformity`` returns.
 
+Distractors are not an identity: rows with a NEGATIVE pid (gallery distractors,
+``bau.data.base.DISTRACTOR_PID``; junk) have no positives and are left out of ``alignment``, the
+only identity-structure measure here. Uniformity is over ALL features, distractors included:
+they are real images of the target domain, and Eq. 2 asks how evenly the images spread.
+
 Both are computed EXACTLY for any N without an ``N x N`` matrix:
 
 - alignment per identity group from ``sum_{i,j in g} ||f_i - f_j||^2 = 2 n_g sum_{i in g} ||f_i - mu_g||^2``,
@@ -103,6 +108,7 @@ def alignment(features: ArrayLike, pids: Any, normalize: bool = False, chunk_siz
     Args:
         features: ``[N, d]`` features (L2-normalised by the caller, or ``normalize=True``).
         pids: ``[N]`` identity labels (any hashable dtype); identities with one feature add no pair.
+            Rows with a negative numeric pid (distractors, junk) are not an identity and are left out.
         normalize: L2-normalise the rows first.
         chunk_size: most rows converted to float64 at a time (also capped at ``TILE_ELEMENTS`` numbers).
         max_pairs: if set and smaller than the number of positive pairs, average over this many
@@ -119,8 +125,12 @@ def alignment(features: ArrayLike, pids: Any, normalize: bool = False, chunk_siz
     """
     _check_chunk(chunk_size)
     f = _as_features(features, normalize)
+    labels = _as_labels(pids, f.shape[0], "pids")
+    identity = identity_rows(labels)
+    if not identity.all():
+        f, labels = f[torch.from_numpy(identity)], labels[identity]
     n = f.shape[0]
-    _, group = np.unique(_as_labels(pids, n, "pids"), return_inverse=True)
+    _, group = np.unique(labels, return_inverse=True)
     group = group.reshape(-1)
     sizes = np.bincount(group).astype(np.float64)
     num_pairs = float((sizes * (sizes - 1)).sum())  # ordered pairs i != j
@@ -153,6 +163,14 @@ def alignment(features: ArrayLike, pids: Any, normalize: bool = False, chunk_siz
         dev.index_add_(0, g[s:s + step], rows.mul_(rows).sum(1))
     total = float((2.0 * torch.from_numpy(sizes) * dev).sum())
     return math.log(total / num_pairs) if total > 0 else float("-inf")
+
+
+def identity_rows(pids: np.ndarray) -> np.ndarray:
+    """``[N]`` bool: the rows that belong to an identity, i.e. all but those with a negative numeric
+    pid (distractors, junk). Non-numeric labels (strings) are all identities."""
+    if pids.dtype.kind in "iuf":
+        return pids >= 0
+    return np.ones(len(pids), dtype=bool)
 
 
 def _sample_positive_pairs(group: np.ndarray, sizes: np.ndarray, m: int, seed: int):
@@ -198,6 +216,8 @@ def _log_mean_sqdist(f: torch.Tensor, i: np.ndarray, j: np.ndarray) -> float:
 def uniformity(features: ArrayLike, normalize: bool = False, chunk_size: int = DEFAULT_CHUNK,
                max_pairs: Optional[int] = None, seed: int = 0, t: float = 2.0) -> float:
     """Uniformity, Eq. 2: ``log mean_{i != j} exp(-t ||f_i - f_j||^2)`` with ``t = 2``.
+
+    Over all features: it takes no pids, so a target's distractors (real images) count like any other.
 
     Exact by default: blocks of ``chunk_size`` rows against the columns at and to the right of the
     block (each unordered pair once), in tiles of at most ``TILE_ELEMENTS`` numbers held in one
@@ -290,6 +310,10 @@ def uniformity_by_group(features: ArrayLike, groups: Any, names: Optional[Sequen
 
 
 def alignment_uniformity(features: ArrayLike, pids: Any, normalize: bool = False, **kwargs) -> Dict[str, float]:
-    """Both properties of one feature set (Figs. 1b, 4a): ``{"alignment": L_align, "uniformity": L_uniform}``."""
+    """Both properties of one feature set (Figs. 1b, 4a): ``{"alignment": L_align, "uniformity": L_uniform}``.
+
+    Alignment over the rows of an identity (negative pids, i.e. distractors, left out); uniformity
+    over every row, distractors included.
+    """
     f = _as_features(features, normalize)
     return {"alignment": alignment(f, pids, **kwargs), "uniformity": uniformity(f, **kwargs)}

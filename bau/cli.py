@@ -96,7 +96,10 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 def _cmd_data_inspect(args: argparse.Namespace) -> int:
     from bau.data.inspect import inspect_datasets
 
-    print(inspect_datasets(args.root, args.names, split=args.split, check_images=not args.no_image_check))
+    report = inspect_datasets(args.root, args.names, split=args.split, check_images=not args.no_image_check)
+    print(report.text)
+    if not report.ok:  # a missing dataset or a broken image: `error: ...` on stderr, exit status 2
+        raise BauError(f"data inspect: {report.summary()}")
     return 0
 
 

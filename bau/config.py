@@ -32,6 +32,13 @@ class DataConfig:
     randaugment: bool = True
     color_jitter: bool = True
     random_erasing: bool = True
+    # RandAugment op set: "paper" (appendix A, without Invert/Posterize/Solarize/SolarizeAdd) or
+    # "released" (the authors' code: all 16 ops, 2 at magnitude 10 of 30).
+    randaugment_ops: str = "paper"
+    # Batch composition: "image" (the released sampler, the default because the paper is silent: an
+    # identity gives floor(n / K) groups of K per pass, so a source's share follows its image count)
+    # or "identity" (every identity visited once per epoch: a source's share follows its identity count).
+    sampler: str = "image"
     workers: int = 4
     split_seed: int = 0  # seed of the 10 query/gallery splits of the small datasets
     num_splits: int = 10
@@ -126,6 +133,9 @@ class Config:
             (d.workers >= 0, "data.workers", "0 or more loader processes"),
             (d.split_seed >= 0, "data.split_seed", "a seed >= 0"),
             (d.num_splits >= 1, "data.num_splits", "at least 1 split"),
+            (d.sampler in ("identity", "image"), "data.sampler", f"'identity' or 'image', got {d.sampler!r}"),
+            (d.randaugment_ops in ("paper", "released"), "data.randaugment_ops",
+             f"'paper' or 'released', got {d.randaugment_ops!r}"),
             # model
             (m.backbone in BACKBONES, "model.backbone", f"one of {', '.join(BACKBONES.names())}"),
             (m.gem_p >= 1.0, "model.gem_p", "a GeM power >= 1 (1 = average pooling)"),

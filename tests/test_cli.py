@@ -48,9 +48,13 @@ def test_train_eval_extract(tiny_synth, tiny_run, tmp_path, capsys):
 
 
 def test_data_inspect(tiny_synth, capsys):
-    assert main(["data", "inspect", "--root", tiny_synth, "folder:synth_a", "market1501"]) == 0
-    out = capsys.readouterr().out
-    assert "folder:synth_a" in out and "market1501" in out
+    assert main(["data", "inspect", "--root", tiny_synth, "folder:synth_a"]) == 0
+    assert "folder:synth_a" in capsys.readouterr().out
+    # market1501 is not under the synthetic root: both are reported, and the exit status says so
+    assert main(["data", "inspect", "--root", tiny_synth, "folder:synth_a", "market1501"]) == 2
+    captured = capsys.readouterr()
+    assert "folder:synth_a" in captured.out and "market1501: error:" in captured.out
+    assert captured.err.startswith("error: data inspect:")
 
 
 @pytest.mark.parametrize("argv, fragment", [

@@ -5,16 +5,19 @@ import json
 import os
 import sys
 
+import numpy as np
 import pytest
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(__file__))
 import fake_layouts as fl  # noqa: E402
 
+from bau.cli import main  # noqa: E402
+from bau.data.base import DISTRACTOR_PID, PublishedStats  # noqa: E402
 from bau.data.datasets import DATASETS, build_dataset  # noqa: E402
 from bau.data.datasets.cuhk02 import global_pid  # noqa: E402
 from bau.data.images import check_images, read_image  # noqa: E402
-from bau.data.inspect import inspect_datasets  # noqa: E402
+from bau.data.inspect import decode_problems, inspect_datasets  # noqa: E402
 from bau.errors import BauError  # noqa: E402
 
 
@@ -41,10 +44,11 @@ def test_market1501_ids_cameras_distractors_and_junk(tmp_path):
     # Train: ids 2 and 7 relabelled 0/1 in sorted order; cameras c1,c2,c3 -> 0,1,2.
     assert sorted((pid, cam) for _, pid, cam in ds.train) == [(0, 0), (0, 1), (1, 0), (1, 2), (1, 2)]
     assert pids(ds.query) == [10, 11]  # junk -1 dropped, original ids kept
-    assert pids(ds.gallery) == [0, 10, 11]  # distractor 0 kept, junk -1 dropped
+    assert pids(ds.gallery) == [DISTRACTOR_PID, 10, 11]  # distractor (file pid 0) kept, junk -1 dropped
     assert cams(ds.gallery) == [1, 3, 4, 5]  # c2, c4, c5, c6
     assert not any(os.path.basename(p).startswith("-1") for p, _, _ in ds.query + ds.gallery)
-    assert [pid for _, pid, _ in ds.distractors] == [0]
+    assert [pid for _, pid, _ in ds.distractors] == [DISTRACTOR_PID]
+    assert [os.path.basename(p)[:5] for p, _, _ in ds.distractors] == ["0000_"]
     assert pids(ds.labelled) == [2, 7, 10, 11]
 
 
@@ -71,13 +75,50 @@ def test_folder_dataset_absolute_and_relative(tmp_path):
     by_abs = build_dataset(f"folder:{tmp_path / 'synth'}", "/nonexistent")
     by_rel = build_dataset("folder:synth", str(tmp_path))
     assert by_abs.train == by_rel.train and len(by_abs.train) == 2
-    assert pids(by_rel.gallery) == [0, 3]
+    assert pids(by_rel.gallery) == [DISTRACTOR_PID, 3]
 
 
 def test_folder_dataset_refuses_pid0_in_train(tmp_path):
     fl.make_market_style(str(tmp_path / "synth"), [(0, 1), (2, 2)], [(3, 1)], [(3, 2)])
     with pytest.raises(BauError, match="pid 0 is reserved"):
         build_dataset("folder:synth", str(tmp_path))
+
+
+MARKET_NAMED = {  # registry name -> (builder, folder of its Market-named test subsets)
+    "market1501": (fl.make_market, "Market-1501-v15.09.15"),
+    "cuhk03": (fl.make_cuhk03, "cuhk03-np/detected"),
+    "cuhk03_labeled": (fl.make_cuhk03, "cuhk03-np/labeled"),
+    "folder:synth": (lambda root: fl.make_market_style(os.path.join(root, "synth"), [(1, 1), (1, 2)], [(3, 1)],
+                                                       [(3, 2)]), "synth"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MARKET_NAMED))
+def test_market_named_distractors_are_not_an_identity(tmp_path, name):
+    root = str(tmp_path)
+    make, folder = MARKET_NAMED[name]
+    make(root)
+    ext = ".png" if name.startswith("cuhk03") else ".jpg"
+    for i in range(2):  # two distractor boxes in the gallery
+        fl.write_image(os.path.join(root, folder, "bounding_box_test", fl.market_name(0, 2, 900 + i, ext)), i)
+    gallery_dir = os.path.join(root, folder, "bounding_box_test")
+    n = sum(f.startswith("0000_") for f in os.listdir(gallery_dir))  # Market's fake tree has one already
+    assert n >= 2
+    ds = build_dataset(name, root)
+    assert sorted(pid for _, pid, _ in ds.gallery if pid < 0) == [DISTRACTOR_PID] * n
+    assert sorted(pid for _, pid, _ in ds.distractors) == [DISTRACTOR_PID] * n
+    assert 0 not in pids(ds.gallery) and all(pid >= 0 for _, pid, _ in ds.query + ds.labelled)
+    full = build_dataset(f"full:{name}", root)
+    assert len(full.train) == len(ds.labelled) and len(full.distractors) == n
+    assert not any("/0000_" in p for p, _, _ in full.train)
+
+
+def test_cuhksysu_leaves_out_distractor_and_junk_files(tmp_path):
+    folder = fl.make_cuhksysu(str(tmp_path))
+    fl.write_image(os.path.join(folder, "00000_c1_0100.jpg"))
+    fl.write_image(os.path.join(folder, "-1_c1_0101.jpg"))
+    ds = build_dataset("cuhksysu", str(tmp_path))
+    assert len(ds.train) == 5 and len(ds.labelled) == 5
 
 
 # -- MSMT17 ---------------------------------------------------------------------------------------
@@ -93,6 +134,8 @@ def test_msmt17_lists_v1_and_v2(tmp_path, v2):
     assert all(("mask_test_v2" if v2 else "/test/") in p for p, _, _ in ds.query)
     # Full: test ids shifted past the two training ids so train id 0 and test id 0 stay apart.
     assert pids(ds.labelled) == [0, 1, 2, 3, 4]
+    # pid 0 in MSMT17's lists is a real person (train id 0, test id 0), never a distractor
+    assert 0 in pids(ds.gallery) and ds.distractors == []
 
 
 def test_msmt17_bad_list_line_names_file_and_line(tmp_path):
@@ -231,8 +274,9 @@ def test_grid_official_partitions_and_distractors(tmp_path, mat_layout):
         test_ids = sorted(set(range(1, fl.GRID_IDS + 1)) - set(train_ids))
         assert len(ds.train) == 2 * len(train_ids)  # probe + gallery image of each train id
         assert pids(ds.query) == test_ids and all("/probe/" in p for p, _, _ in ds.query)
-        assert pids(ds.gallery) == [0] + test_ids
-        assert sum(pid == 0 for _, pid, _ in ds.gallery) == fl.GRID_DISTRACTORS
+        assert pids(ds.gallery) == [DISTRACTOR_PID] + test_ids
+        assert sum(pid == DISTRACTOR_PID for _, pid, _ in ds.gallery) == fl.GRID_DISTRACTORS
+        assert len(ds.distractors) == fl.GRID_DISTRACTORS and DISTRACTOR_PID not in pids(ds.labelled)
     assert not os.path.exists(os.path.join(str(tmp_path), "underground_reid", "splits_seed0.json"))
     # Cameras: second name field, 1-8 -> 0-7.
     full = build_dataset("full:grid", str(tmp_path))
@@ -367,15 +411,102 @@ def test_inspect_reports_counts_paper_numbers_and_broken_images(tmp_path):
     folder = fl.make_market(root)
     zero = os.path.join(folder, "bounding_box_test", fl.market_name(10, 3, 99))
     open(zero, "wb").close()
-    text = inspect_datasets(root, ["market1501", "viper"])
+    report = inspect_datasets(root, ["market1501", "viper"])
+    text = report.text
     lines = text.splitlines()
     assert lines[0] == "market1501 (split 0 of 1)"
     assert lines[2].split() == ["train", "2", "5", "3"]
     assert lines[3].split() == ["query", "2", "2", "2"]
-    assert lines[4].split() == ["gallery", "3", "5", "5"]  # ids 0, 10, 11 (0 = distractor)
+    assert lines[4].split() == ["gallery", "2", "5", "5"]  # ids 10, 11; the distractor is not an id
     assert lines[5].split() == ["total", "4", "12", "6"]
-    assert lines[6].split()[:4] == ["paper", "1,501", "32,217", "6"]
+    assert lines[6].split()[:4] == ["paper", "1,501", "32,217", "6"] and "(BAU paper, Table 1)" in lines[6]
+    assert lines[7].startswith("  reference: Liang Zheng") and "ICCV, 2015" in lines[7]
     assert f"image {zero}: zero-byte file" in text
     assert "viper: error: dataset folder" in text and "not found" in text
+    assert report.failed == ["viper"] and report.problems == [f"image {zero}: zero-byte file"] and not report.ok
     # Without the image check, no problems section.
-    assert "zero-byte" not in inspect_datasets(root, ["market1501"], check_images=False)
+    quick = inspect_datasets(root, ["market1501"], check_images=False)
+    assert "zero-byte" not in quick.text and quick.ok
+
+
+# -- dataset classes carry their reference and published statistics -----------------------------------
+# The paper's Table 1, typed in again here so the class attributes are checked against the paper.
+TABLE1 = {"market1501": (1501, 32217, 6), "msmt17": (4101, 126441, 15), "cuhk02": (1816, 7264, 10),
+          "cuhk03": (1467, 14096, 2), "cuhk03_labeled": (1467, 14096, 2), "cuhksysu": (11934, 34574, 1),
+          "prid": (200, 1134, 2), "grid": (250, 1275, 8), "viper": (632, 1264, 2), "ilids": (119, 476, 2)}
+FAKE_TREE = {"market1501": fl.make_market, "msmt17": fl.make_msmt17, "cuhk03": fl.make_cuhk03,
+             "cuhk03_labeled": fl.make_cuhk03, "cuhk02": fl.make_cuhk02, "cuhk01": fl.make_cuhk01,
+             "cuhksysu": fl.make_cuhksysu, "prid": fl.make_prid, "grid": lambda r: fl.make_grid(r)[0],
+             "viper": fl.make_viper, "ilids": fl.make_ilids}
+
+
+def test_every_registered_dataset_has_a_fake_tree():
+    assert set(DATASETS.names()) == set(FAKE_TREE)
+
+
+@pytest.mark.parametrize("name", sorted(FAKE_TREE))
+def test_registered_dataset_has_reference_and_published_stats(tmp_path, name):
+    cls = DATASETS.get(name)
+    assert isinstance(cls.reference, str) and len(cls.reference) > 20 and cls.reference.rstrip().endswith(".")
+    stats = cls.published
+    assert isinstance(stats, PublishedStats) and min(stats[:3]) >= 1 and stats.source
+    if name in TABLE1:
+        assert tuple(stats[:3]) == TABLE1[name] and stats.source == "BAU paper, Table 1"
+    else:  # CUHK01 is not in Table 1: the dataset paper's numbers, and it says so
+        assert "Table 1" in stats.source and "not" in stats.source
+    FAKE_TREE[name](str(tmp_path))
+    ds = build_dataset(name, str(tmp_path))
+    assert ds.reference == cls.reference and ds.published == stats
+    full = build_dataset(f"full:{name}", str(tmp_path))
+    assert full.reference == cls.reference and full.published == stats
+    report = inspect_datasets(str(tmp_path), [name])
+    assert report.ok, report.text
+    paper_row = next(line for line in report.text.splitlines() if line.lstrip().startswith("paper"))
+    assert paper_row.split()[1:4] == [f"{n:,}" for n in stats[:3]] and f"({stats.source})" in paper_row
+
+
+def test_folder_dataset_has_no_published_numbers(tmp_path):
+    fl.make_market_style(str(tmp_path / "synth"), [(1, 1), (1, 2)], [(3, 1)], [(3, 2)])
+    ds = build_dataset("folder:synth", str(tmp_path))
+    assert ds.published is None and ds.reference is None
+    report = inspect_datasets(str(tmp_path), ["folder:synth"])
+    assert report.ok and "paper: no published numbers" in report.text
+
+
+def truncated_jpeg(path):
+    """A noisy 64x32 JPEG cut in half: its header is intact, its pixel data stops early."""
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, size=(64, 32, 3), dtype=np.uint8)).save(path, "JPEG")
+    data = open(path, "rb").read()
+    with open(path, "wb") as f:
+        f.write(data[:len(data) // 2])
+    return path
+
+
+def test_truncated_jpeg_is_a_problem(tmp_path):
+    root = str(tmp_path)
+    folder = fl.make_market(root)
+    bad = truncated_jpeg(os.path.join(folder, "query", fl.market_name(10, 5, 77)))
+    assert check_images([bad]) == [], "the header check alone does not see the truncation"
+    assert decode_problems([bad]) == [f"image {bad}: cannot be decoded as an image"]
+    report = inspect_datasets(root, ["market1501"])
+    assert report.problems == [f"image {bad}: cannot be decoded as an image"] and not report.ok
+    assert "problems: 1" in report.text
+
+
+def test_data_inspect_exit_status(tmp_path, capsys):
+    root = str(tmp_path)
+    fl.make_market(root)
+    assert main(["data", "inspect", "--root", root, "market1501"]) == 0
+    assert "market1501 (split 0 of 1)" in capsys.readouterr().out
+    # a named dataset that fails to load: the report still prints, then one error line, status 2
+    assert main(["data", "inspect", "--root", root, "market1501", "viper"]) == 2
+    captured = capsys.readouterr()
+    assert "market1501 (split 0 of 1)" in captured.out and "viper: error:" in captured.out
+    err = captured.err.strip()
+    assert err.startswith("error: data inspect: 1 dataset(s) could not be opened (viper)") and "\n" not in err
+    # a broken image: status 2 as well, unless the image check is switched off
+    truncated_jpeg(os.path.join(root, "Market-1501-v15.09.15", "query", fl.market_name(10, 5, 77)))
+    assert main(["data", "inspect", "--root", root, "market1501"]) == 2
+    assert "1 image file(s) cannot be read" in capsys.readouterr().err
+    assert main(["data", "inspect", "--root", root, "market1501", "--no-image-check"]) == 0

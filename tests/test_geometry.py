@@ -182,3 +182,58 @@ def test_moderately_large_input_matches_float64_reference():
     np.fill_diagonal(sq, np.inf)
     ref = math.log(np.exp(-2 * sq).sum() / (3000 * 2999))
     assert uniformity(f, chunk_size=512) == pytest.approx(ref, abs=1e-5)
+
+
+# -- distractors are not an identity ---------------------------------------------------------------
+def test_alignment_ignores_negative_pids_uniformity_does_not():
+    rng = np.random.default_rng(11)
+    f = unit(rng, 14, 5)
+    pids = np.array([3, 3, 4, 4, 4, 5, 6, 6, -2, -2, -2, -1, 7, 7])
+    real = pids >= 0
+    assert alignment(f, pids) == pytest.approx(brute_alignment(f[real], pids[real]), abs=1e-12)
+    assert alignment(f, pids, max_pairs=50, seed=1) == alignment(f[real], pids[real], max_pairs=50, seed=1)
+    # the distractors as one "identity" (the old pid-0 convention) would change it
+    assert alignment(f, np.where(pids < 0, 0, pids)) != pytest.approx(alignment(f, pids), abs=1e-6)
+    out = alignment_uniformity(f, pids)
+    assert out["uniformity"] == pytest.approx(brute_uniformity(f), abs=1e-12), "uniformity: every row"
+    with pytest.raises(BauError, match="no positive pair"):
+        alignment(f[8:12], pids[8:12])
+
+
+def test_figure1_geometry_is_blind_to_distractors_in_alignment(tmp_path):
+    """``sweep_data.target_geometry`` on a target's query + gallery, read from a Market-named tree with
+    and without gallery distractors; features made up per file name (same file, same feature)."""
+    import os
+    import sys
+    import zlib
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    import fake_layouts as fl
+
+    from analysis.sweep_data import target_geometry
+    from bau.config import Config
+    from bau.data.base import DISTRACTOR_PID
+    from bau.features import collect_items
+
+    centres = unit(np.random.default_rng(0), 20, 8)
+
+    def feature(path, pid):
+        noise = np.random.default_rng(zlib.crc32(os.path.basename(path).encode())).standard_normal(8)
+        return (centres[pid] if pid >= 0 else 0) + 0.3 * noise
+
+    query = [(3, 1), (4, 2), (5, 1), (6, 3)]
+    gallery = [(3, 2), (3, 3), (4, 1), (4, 4), (5, 2), (6, 1), (6, 2), (7, 2)]
+    distractors = [(0, 1), (0, 2), (0, 5)]
+    geometry, rows = {}, {}
+    for tree, extra in (("plain", []), ("with", distractors)):
+        fl.make_market_style(str(tmp_path / tree), [(1, 1), (1, 2), (2, 1), (2, 2)], query, gallery + extra)
+        items = collect_items([f"folder:{tree}"], str(tmp_path), "test", Config())["items"]
+        pids = np.array([pid for _, pid, _ in items])
+        assert (pids == DISTRACTOR_PID).sum() == len(extra)
+        feats = np.stack([feature(path, pid) for path, pid, _ in items]).astype(np.float32)
+        geometry[tree] = target_geometry({"features": feats, "pids": pids})
+        rows[tree] = feats
+    assert geometry["with"]["alignment"] == geometry["plain"]["alignment"]
+    assert geometry["with"]["uniformity"] != pytest.approx(geometry["plain"]["uniformity"], abs=1e-4)
+    assert geometry["with"]["uniformity"] == pytest.approx(brute_uniformity(unit_rows(rows["with"])),
+                                                           abs=1e-5)

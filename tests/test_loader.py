@@ -8,7 +8,8 @@ from PIL import Image
 
 from bau.config import DataConfig
 from bau.data.loader import (TestImageSet, TrainImageSet, build_test_loader, build_train_loader, seed_worker)
-from bau.data.samplers import PKSampler
+from bau.data.randaugment import ReleasedRandAugment
+from bau.data.samplers import ImageGroupSampler, PKSampler
 from bau.data.transforms import build_test_transform, build_transforms
 from bau.errors import BauError
 
@@ -49,7 +50,7 @@ def test_three_tuples_get_domain_zero(items):
 
 
 def test_train_loader_batches_are_p_by_k_with_two_views(items):
-    loader = build_train_loader(items, small_cfg(), two_view=True, seed=1)
+    loader = build_train_loader(items, small_cfg(sampler="identity"), two_view=True, seed=1)
     assert isinstance(loader.sampler, PKSampler) and loader.batch_size == 4
     batches = list(loader)
     assert len(batches) == len(loader) == 3  # ceil(6 ids / P=2)
@@ -62,6 +63,21 @@ def test_train_loader_batches_are_p_by_k_with_two_views(items):
         assert [items[i][1] for i in b["index"].tolist()] == pids
         seen.update(pids)
     assert seen == set(range(6))
+
+
+def test_config_selects_the_image_sampler_and_the_released_op_set(items):
+    loader = build_train_loader(items, small_cfg(sampler="image", randaugment_ops="released"), seed=1)
+    sampler = loader.sampler
+    assert isinstance(sampler, ImageGroupSampler) and loader.batch_size == 4
+    # 6 ids x 3 images, K=2: one group each, P=2 -> one pass is 3 batches
+    assert len(loader) == sampler.num_batches == 3
+    rand_augment = loader.dataset.transform.aug.transforms[0].transforms[0]
+    assert isinstance(rand_augment, ReleasedRandAugment)
+    batches = list(loader)
+    assert len(batches) == 3
+    indices = [i for b in batches for i in b["index"].tolist()]
+    assert indices == sampler.epoch_indices().tolist()
+    assert [d for b in batches for d in b["domain"].tolist()] == [items[i][3] for i in indices]
 
 
 def test_single_view_loader_has_no_aug_key(items):

@@ -41,6 +41,17 @@ def test_resnet50_last_stride_and_instance_norm():
     assert isinstance(net.in1, torch.nn.InstanceNorm2d) and net.in3.num_features == 1024
 
 
+def test_resnet50_instance_norms_have_no_parameters():
+    net = ResNet50IN(pretrained=False)
+    for layer, channels in ((net.in1, 256), (net.in2, 512), (net.in3, 1024)):
+        assert not layer.affine and list(layer.parameters()) == [] and layer.state_dict() == {}
+        # parameter-free IN: each channel of each image to zero mean, unit (biased) variance
+        x = torch.randn(2, channels, 4, 3) * 5 + 2
+        ref = (x - x.mean(dim=(2, 3), keepdim=True)) / torch.sqrt(x.var(dim=(2, 3), unbiased=False, keepdim=True) + 1e-5)
+        torch.testing.assert_close(layer(x), ref, atol=1e-5, rtol=1e-5)
+    assert not any(".in" in name or name.startswith("in") for name, _ in net.named_parameters())
+
+
 def test_vit_non_square_input():
     net = BACKBONES.get("vit_b16")(pretrained=False, height=64, width=32)
     assert net(torch.randn(2, 3, 64, 32)).shape == (2, 768)

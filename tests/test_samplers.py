@@ -1,10 +1,14 @@
-"""PKSampler: P x K batch layout, coverage, rare identities, determinism, shards, resuming."""
+"""The P x K samplers. PKSampler (data.sampler: identity): batch layout, coverage, rare identities,
+determinism, shards, resuming. ImageGroupSampler (image, the released one): groups per identity per
+pass, the pass rule, slots per domain following image counts; the shared interface for both."""
 import math
 from collections import Counter
 
+import numpy as np
 import pytest
 
-from bau.data.samplers import PKSampler
+from bau.config import Config
+from bau.data.samplers import SAMPLERS, ImageGroupSampler, PKSampler, batches_of_one_pass, build_sampler, image_groups
 from bau.errors import BauError
 
 
@@ -154,3 +158,184 @@ def test_state_round_trip_resumes_the_same_batches():
     assert resumed.epoch == 6 and list(resumed) == expected
     with pytest.raises(BauError, match="epoch"):
         resumed.load_state_dict({"seed": 1})
+
+
+# -- data.sampler: image (the released sampler) -------------------------------------------------
+def index_by_pid_of(pids):
+    out = {}
+    for i, pid in enumerate(pids):
+        out.setdefault(pid, []).append(i)
+    return out
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_image_groups_per_identity(k):
+    index_by_pid = index_by_pid_of(PIDS)
+    groups = image_groups(index_by_pid, k, np.random.default_rng(k))
+    assert sorted(groups) == sorted(index_by_pid)
+    for pid, own in index_by_pid.items():
+        n = len(own)
+        assert len(groups[pid]) == max(1, n // k), f"pid {pid} with {n} images"
+        used = [i for g in groups[pid] for i in g]
+        assert all(len(g) == k for g in groups[pid]) and set(used) <= set(own)
+        if n >= k:
+            # a shuffled list cut into groups: no image twice in the pass, the remainder dropped
+            assert len(set(used)) == len(used) == k * (n // k)
+
+
+def test_rare_identity_is_drawn_with_replacement():
+    # one image short of K: one group of K draws from its 3 images, so over many passes
+    # groups with a repeated image and groups with all 3 images both occur, never another image
+    index_by_pid = {7: [10, 11, 12], 8: list(range(20, 28))}
+    rng = np.random.default_rng(0)
+    kinds = Counter()
+    for _ in range(200):
+        (group,) = image_groups(index_by_pid, 4, rng)[7]
+        assert len(group) == 4 and set(group) <= {10, 11, 12}
+        kinds[len(set(group))] += 1
+    # P(all 3 distinct in 4 draws) = 36/81 = 0.44; P(a single image 4 times) = 3/81 = 0.037
+    assert 0.34 < kinds[3] / 200 < 0.55 and 1 <= kinds[1] <= 20
+
+
+def test_one_pass_takes_p_distinct_ids_until_fewer_than_p_are_left():
+    index_by_pid = index_by_pid_of(PIDS)
+    k, p = 2, 5
+    rng = np.random.default_rng(3)
+    groups = image_groups(index_by_pid, k, rng)
+    owner = {i: pid for pid, own in index_by_pid.items() for i in own}
+    used = Counter()
+    position = Counter()
+    for batch in batches_of_one_pass(groups, p, rng):
+        assert len(batch) == p * k
+        batch_pids = []
+        for g in range(p):
+            group = batch[g * k:(g + 1) * k]
+            pid = owner[group[0]]
+            assert {owner[i] for i in group} == {pid}
+            # each identity gives its groups in order
+            assert group == groups[pid][position[pid]]
+            position[pid] += 1
+            batch_pids.append(pid)
+        assert len(set(batch_pids)) == p, "P distinct identities per batch"
+        used.update(batch_pids)
+    left = [pid for pid in groups if used[pid] < len(groups[pid])]
+    assert len(left) < p, "the pass ends only when fewer than P identities have groups left"
+    assert all(used[pid] <= len(groups[pid]) for pid in groups)
+
+
+def test_pass_length_distribution_matches_hand_count():
+    # K=4, P=2, identities with 8, 4, 4 images -> 2, 1, 1 groups. The first batch picks 2 of 3:
+    # {1, 2} (prob 1/3) exhausts both and leaves one identity -> a 1-batch pass; otherwise the
+    # second batch is {0, the other} -> 2 batches. So len = 1 with prob 1/3, 2 with prob 2/3.
+    pids = make_pids([8, 4, 4])
+    lengths = Counter()
+    sampler = ImageGroupSampler(pids, num_instances=4, num_ids=2, seed=0)
+    for epoch in range(600):
+        sampler.set_epoch(epoch)
+        lengths[sampler.num_batches] += 1
+        assert len(sampler) == sampler.num_batches * 8 == len(list(sampler))
+    assert set(lengths) == {1, 2}
+    assert abs(lengths[1] / 600 - 1 / 3) < 0.06
+
+
+def test_image_sampler_batches_and_iters_chain_passes():
+    p, k = 4, 2
+    one_pass = ImageGroupSampler(PIDS, num_instances=k, num_ids=p, seed=2)
+    n_pass = one_pass.num_batches
+    total_groups = sum(max(1, c // k) for c in COUNTS)
+    assert total_groups - (p - 1) * (max(COUNTS) // k) <= n_pass * p <= total_groups
+    chained = ImageGroupSampler(PIDS, num_instances=k, num_ids=p, seed=2, num_iters=3 * n_pass + 1)
+    bs = batches(chained)
+    assert len(bs) == 3 * n_pass + 1
+    assert bs[:n_pass] == batches(one_pass), "the first pass is the same draw"
+    visits = Counter()
+    for batch in bs:
+        batch_pids = [PIDS[g[0]] for g in groups(batch, k)]
+        assert len(set(batch_pids)) == p
+        visits.update(batch_pids)
+    # an identity's share of the slots follows its image count: 7-image ids get ~3.5x the 2-image ids
+    per_count = {c: np.mean([visits[pid] for pid, n in enumerate(COUNTS) if n == c]) for c in (2, 7)}
+    assert 2.0 < per_count[7] / per_count[2] < 4.0
+
+
+def test_domain_share_follows_images_under_image_and_ids_under_identity():
+    # domain A: 10 ids x 40 images; domain B: 40 ids x 2 images. Images: A 400 of 480 (0.83);
+    # identities: A 10 of 50 (0.2). With K = 2 every image-group of B is one of its identities.
+    pids = make_pids([40] * 10 + [2] * 40)
+    domain = np.array([0 if pid < 10 else 1 for pid in pids])
+    share = {}
+    for kind in ("image", "identity"):
+        sampler = build_sampler(kind, pids, num_instances=2, num_ids=4, seed=0)
+        slots = np.concatenate([sampler.epoch_indices(e) for e in range(8)])
+        share[kind] = float(np.mean(domain[slots] == 0))
+    assert share["image"] == pytest.approx(400 / 480, abs=0.05)
+    assert share["identity"] == pytest.approx(10 / 50, abs=0.03)
+
+
+@pytest.mark.parametrize("kind", ["identity", "image"])
+def test_determinism_per_seed_and_epoch(kind):
+    make = lambda seed: build_sampler(kind, PIDS, num_instances=2, num_ids=4, seed=seed)  # noqa: E731
+    a, b = make(7), make(7)
+    assert list(a) == list(b) and list(a) == list(a)
+    epoch0 = list(a)
+    for s in (a, b):
+        s.set_epoch(3)
+    assert list(a) == list(b) != epoch0
+    assert list(make(8)) != epoch0
+
+
+@pytest.mark.parametrize("kind", ["identity", "image"])
+@pytest.mark.parametrize("world_size", [2, 4])
+def test_distributed_slices_equal_the_global_batch(kind, world_size):
+    p, k = 8, 2
+    single = build_sampler(kind, PIDS, num_instances=k, num_ids=p, seed=5, seeded=True)
+    single.set_epoch(2)
+    flat = list(single)
+    shards = []
+    for rank in range(world_size):
+        s = build_sampler(kind, PIDS, num_instances=k, num_ids=p, seed=5, rank=rank, world_size=world_size,
+                          seeded=True)
+        s.set_epoch(2)
+        assert s.batch_size == p // world_size * k and s.num_batches == single.num_batches
+        shards.append(list(s))
+    size = p // world_size * k
+    rebuilt = [pair for b in range(single.num_batches) for r in range(world_size)
+               for pair in shards[r][b * size:(b + 1) * size]]
+    assert rebuilt == flat, "(index, seed) pairs of the shards, in rank order, are the single-process ones"
+
+
+@pytest.mark.parametrize("kind", ["identity", "image"])
+def test_epoch_indices_are_what_the_sampler_yields(kind):
+    s = build_sampler(kind, PIDS, num_instances=2, num_ids=4, seed=1)
+    s.set_epoch(4)
+    assert s.epoch_indices().tolist() == list(s)
+    five = s.epoch_indices(5)
+    assert s.epoch == 4, "asking for another epoch leaves the sampler where it was"
+    s.set_epoch(5)
+    assert five.tolist() == list(s)
+
+
+@pytest.mark.parametrize("kind", ["identity", "image"])
+def test_state_round_trip_for_both_samplers(kind):
+    s = build_sampler(kind, PIDS, num_instances=2, num_ids=4, seed=11)
+    s.set_epoch(6)
+    expected, state = list(s), s.state_dict()
+    resumed = build_sampler(kind, PIDS, num_instances=2, num_ids=4, seed=11)
+    resumed.load_state_dict(state)
+    assert resumed.epoch == 6 and list(resumed) == expected
+
+
+def test_sampler_option_is_validated():
+    assert set(SAMPLERS) == {"identity", "image"}
+    with pytest.raises(BauError, match="data.sampler"):
+        build_sampler("random", PIDS)
+    for kind in SAMPLERS:
+        cfg = Config()
+        cfg.data.sampler = kind
+        cfg.validate()
+    cfg = Config()
+    cfg.data.sampler = "images"
+    with pytest.raises(BauError, match="data.sampler"):
+        cfg.validate()
+    with pytest.raises(BauError, match="only 23 identities"):
+        ImageGroupSampler(PIDS, num_instances=2, num_ids=24)

@@ -6,9 +6,12 @@ import torchvision.transforms.autoaugment as autoaugment
 from PIL import Image
 from torchvision import transforms as T
 
+from bau.config import DataConfig
+from bau.data.randaugment import ReleasedRandAugment
 from bau.data.transforms import (EXCLUDED_RANDAUGMENT_OPS, IMAGENET_MEAN, IMAGENET_STD, ColourSafeRandAugment,
                                  TwoViewTransform, build_augmented_transform, build_original_transform,
-                                 build_test_transform, build_transforms, denormalize)
+                                 build_randaugment, build_test_transform, build_train_transform, build_transforms,
+                                 denormalize, pad_pixels)
 from bau.errors import BauError
 
 H, W = 32, 16
@@ -23,10 +26,28 @@ def constant_image(rgb=(200, 60, 120), size=(20, 45)):
     return Image.new("RGB", size, rgb)
 
 
+ERASE_FILL = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)  # what Random Erasing writes, normalised tensor
+
+
 def erased_mask(t):
-    """Pixels set to exactly 0 in every channel: only Random Erasing writes those (a constant image's
-    normalised colour and the black padding are both non-zero)."""
-    return (t == 0).all(dim=0)
+    """Pixels holding exactly the ImageNet mean numbers (0.485, 0.456, 0.406) in the normalised tensor:
+    only Random Erasing writes those (a constant image's normalised colour and the black padding differ)."""
+    return (t == ERASE_FILL).all(dim=0)
+
+
+def black_border(t):
+    """Rows on top, rows at the bottom, columns on the left, columns on the right that are padding black."""
+    black = -torch.tensor(IMAGENET_MEAN) / torch.tensor(IMAGENET_STD)
+    is_black = torch.isclose(t, black.view(3, 1, 1), atol=1e-5).all(dim=0)
+    rows, cols = is_black.all(dim=1).tolist(), is_black.all(dim=0).tolist()
+
+    def run(flags):
+        n = 0
+        while n < len(flags) and flags[n]:
+            n += 1
+        return n
+
+    return run(rows), run(rows[::-1]), run(cols), run(cols[::-1])
 
 
 def op_types(pipeline):
@@ -37,6 +58,27 @@ def op_types(pipeline):
         if isinstance(t, T.RandomApply):
             types += [type(inner) for inner in t.transforms]
     return types
+
+
+def test_pad_scales_with_the_height():
+    # round(10 * height / 256), Python's round: 10 at 256x128 (the released Pad(10)), 2 at 64x32
+    assert [pad_pixels(h) for h in (256, 384, 128, 64, 32, 16)] == [10, 15, 5, 2, 1, 1]
+    for h, w in ((64, 32), (256, 128)):
+        pads = [t.padding for t in build_original_transform(h, w).transforms if isinstance(t, T.Pad)]
+        pads += [t.padding for t in build_augmented_transform(h, w).transforms if isinstance(t, T.Pad)]
+        assert pads == [pad_pixels(h)] * 2
+
+
+def test_crop_jitter_is_at_most_the_scaled_pad():
+    # At 64x32 the crop moves the image by at most 2 px in each direction, and does reach 2 px.
+    torch.manual_seed(0)
+    tf = build_original_transform(64, 32)
+    widest = [0, 0, 0, 0]
+    for _ in range(60):
+        border = black_border(tf(constant_image((200, 60, 120), size=(32, 64))))
+        assert max(border) <= 2
+        widest = [max(a, b) for a, b in zip(widest, border)]
+    assert widest == [2, 2, 2, 2]
 
 
 def test_two_views_have_the_right_shapes_and_dtypes():
@@ -59,7 +101,7 @@ def test_test_transform_is_bicubic_resize_and_imagenet_normalisation():
 
 def test_original_view_flips_and_crops_but_keeps_colours():
     # Over a few draws the original view of a constant image shows its colour, the black padding
-    # (Pad 10 + random crop) at least once, and nothing else.
+    # (pad + random crop) at least once, and nothing else.
     colour = (torch.tensor([200, 60, 120]) / 255.0 - torch.tensor(IMAGENET_MEAN)) / torch.tensor(IMAGENET_STD)
     black = -torch.tensor(IMAGENET_MEAN) / torch.tensor(IMAGENET_STD)
     torch.manual_seed(0)
@@ -88,20 +130,34 @@ def test_p0_or_all_switches_off_gives_an_original_view_draw(switches):
         assert torch.equal(a, orig(img)), "same ops, same random numbers -> same tensor"
 
 
-def test_p0_never_erases_and_p1_erasing_always_erases():
+@pytest.mark.parametrize("ops", ["paper", "released"])
+def test_p0_never_erases_and_p1_erasing_always_erases(ops):
     torch.manual_seed(0)
-    never = build_augmented_transform(H, W, aug_prob=0.0)
-    always = build_augmented_transform(H, W, aug_prob=1.0, randaugment=False, color_jitter=False)
+    never = build_augmented_transform(H, W, aug_prob=0.0, randaugment_ops=ops)
+    always = build_augmented_transform(H, W, aug_prob=1.0, randaugment=False, color_jitter=False, randaugment_ops=ops)
     assert T.RandomErasing in op_types(always)
     img = constant_image()
     for _ in range(20):
         assert not erased_mask(never(img)).any()
-        mask = erased_mask(always(img))
+        out = always(img)
+        mask = erased_mask(out)
         assert mask.any()
         # one rectangle covering 2%..40% of the image
         rows, cols = mask.any(dim=1).nonzero(), mask.any(dim=0).nonzero()
         box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
         assert int(mask.sum()) == int(box) and 0.02 * H * W - 1 <= int(box) <= 0.4 * H * W + 1
+        # the released fill: the mean's numbers written into the normalised tensor, not 0
+        assert torch.equal(out[:, mask], ERASE_FILL.view(3, 1).expand(3, int(mask.sum())))
+
+
+@pytest.mark.parametrize("ops", ["paper", "released"])
+def test_full_pipeline_erases_with_the_mean_numbers(ops):
+    # All three augmentations at p = 1: whatever RandAugment and ColorJitter did before, the erased
+    # rectangle holds (0.485, 0.456, 0.406) (a fill of 0, or of the normalised mean colour, fails this).
+    torch.manual_seed(1)
+    pipeline = build_augmented_transform(H, W, aug_prob=1.0, randaugment_ops=ops)
+    hits = sum(bool(erased_mask(pipeline(noise_image(5))).any()) for _ in range(10))
+    assert hits == 10
 
 
 def test_randaugment_excludes_the_colour_destroying_ops():
@@ -149,13 +205,40 @@ def test_p1_augmentations_change_the_view():
         assert differ >= 8, only
 
 
-def test_switches_remove_exactly_their_op():
-    full = op_types(build_augmented_transform(H, W))
-    assert {ColourSafeRandAugment, T.ColorJitter, T.RandomErasing} <= set(full)
-    for switch, op in (("randaugment", ColourSafeRandAugment), ("color_jitter", T.ColorJitter),
+@pytest.mark.parametrize("ops, rand_augment", [("paper", ColourSafeRandAugment), ("released", ReleasedRandAugment)])
+def test_switches_remove_exactly_their_op(ops, rand_augment):
+    full = op_types(build_augmented_transform(H, W, randaugment_ops=ops))
+    assert {rand_augment, T.ColorJitter, T.RandomErasing} <= set(full)
+    for switch, op in (("randaugment", rand_augment), ("color_jitter", T.ColorJitter),
                        ("random_erasing", T.RandomErasing)):
-        types = op_types(build_augmented_transform(H, W, **{switch: False}))
+        types = op_types(build_augmented_transform(H, W, randaugment_ops=ops, **{switch: False}))
         assert op not in types and len(types) == len(full) - (1 if op is T.RandomErasing else 2)
+
+
+def test_op_set_selection_and_config_route():
+    paper, released = build_randaugment("paper"), build_randaugment("released")
+    assert isinstance(paper, ColourSafeRandAugment) and (paper.num_ops, paper.magnitude) == (2, 9)
+    assert isinstance(released, ReleasedRandAugment) and (released.num_ops, released.magnitude) == (2, 10)
+    with pytest.raises(BauError, match="data.randaugment_ops"):
+        build_randaugment("autoaugment")
+    with pytest.raises(BauError, match="data.randaugment_ops"):
+        build_augmented_transform(H, W, randaugment_ops="Paper")
+    cfg = DataConfig(height=H, width=W, randaugment_ops="released", aug_prob=0.3)
+    two = build_train_transform(cfg)
+    assert ReleasedRandAugment in op_types(two.aug) and ReleasedRandAugment not in op_types(two.orig)
+    one = build_train_transform(cfg, two_view=False)
+    assert ReleasedRandAugment in op_types(one)
+    assert [t.p for t in one.transforms if isinstance(t, (T.RandomApply, T.RandomErasing))] == [0.3, 0.3, 0.3]
+    assert ColourSafeRandAugment in op_types(build_train_transform(DataConfig(height=H, width=W)).aug)
+
+
+def test_config_validates_the_op_set():
+    from bau.config import load_config
+
+    assert load_config(None, ["data.randaugment_ops=released"]).data.randaugment_ops == "released"
+    assert load_config(None, []).data.randaugment_ops == "paper"
+    with pytest.raises(BauError, match="data.randaugment_ops: expected 'paper' or 'released', got 'full'"):
+        load_config(None, ["data.randaugment_ops=full"])
 
 
 def test_probability_reaches_every_op():

@@ -1,28 +1,55 @@
 """What every dataset class produces: ``train``, ``query`` and ``gallery`` lists of
 ``(path, pid, camid)``, plus the helpers the classes share.
 
-A dataset class is small and readable (torchreid style): its ``__init__`` checks the published
+A dataset class is small and readable (torchreid style): its class attributes say what it is
+(``name``, the paper ``reference``, the ``published`` statistics: the BAU paper's Table 1, or the
+dataset paper's for a dataset Table 1 does not list) and its ``__init__`` checks the published
 folder layout under ``root`` and fills the three lists. Labels are the dataset's own ids; the
 training ids are relabelled to ``0..n-1`` by ``relabel`` so a classifier can use them directly.
 Small datasets (PRID, GRID, VIPeR, iLIDS, CUHK01, CUHK02-test...) have several random
 query/gallery splits: ``num_splits`` > 1 and ``split`` picks one.
+
+Distractors are not an identity. Gallery images that show nobody of the query set, where a dataset
+marks them with a shared file label (Market-1501's and GRID's pid 0), get the pid
+``DISTRACTOR_PID`` (-2): negative, so evaluation counts them as matching no query, and analyses of
+identity structure (alignment, positives) leave them out, while they still count as images
+(uniformity, gallery size). A dataset also lists them in ``distractors``; they never enter
+``train`` or ``labelled``. Junk boxes (Market's pid -1) are dropped everywhere.
 """
 from __future__ import annotations
 
 import json
 import os
 import random
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from bau.errors import BauError
 
 Item = Tuple[str, int, int]  # (image path, person id, camera id)
 
+# The pid of a gallery distractor in every list a dataset class returns. Negative: no query has it,
+# and -1 stays free for the junk label it must not be confused with.
+DISTRACTOR_PID = -2
+
+TABLE1 = "BAU paper, Table 1"
+
+
+class PublishedStats(NamedTuple):
+    """A dataset's size as published: identities, images (distractors included), cameras."""
+
+    ids: int
+    images: int
+    cameras: int
+    source: str = TABLE1  # where the numbers come from
+
 
 class ReIDDataset:
-    """Base class. Subclasses set ``name`` and fill ``train``, ``query``, ``gallery`` in ``__init__``."""
+    """Base class. Subclasses set ``name``, ``reference`` and ``published`` and fill ``train``,
+    ``query``, ``gallery`` in ``__init__``."""
 
     name: str = "dataset"
+    reference: Optional[str] = None  # the dataset's paper, as the BAU paper cites it
+    published: Optional[PublishedStats] = None  # its size as published (None: a home-made folder)
     num_splits: int = 1  # > 1 for the small datasets evaluated as a mean over random splits
 
     def __init__(self, root: str, split: int = 0, **kwargs):
@@ -61,7 +88,9 @@ class ReIDDataset:
     # -- description ----------------------------------------------------------------------------
     @staticmethod
     def describe(items: List[Item]) -> Dict[str, int]:
-        return {"ids": len({p for _, p, _ in items}), "images": len(items), "cameras": len({c for _, _, c in items})}
+        """Identities (distractors are not one), images (distractors included) and cameras of a list."""
+        return {"ids": len({p for _, p, _ in items if p >= 0}), "images": len(items),
+                "cameras": len({c for _, _, c in items})}
 
     def stats(self) -> Dict[str, Dict[str, int]]:
         return {"train": self.describe(self.train), "query": self.describe(self.query),

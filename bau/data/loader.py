@@ -2,8 +2,8 @@
 
 Training: ``TrainImageSet`` reads an image and returns its original view and, for BAU, its
 augmented view (Fig. 3a: both go through the network); ``build_train_loader`` batches it with
-the P x K ``PKSampler``. Evaluation: ``TestImageSet`` and ``build_test_loader`` (no
-augmentation, fixed order).
+the P x K sampler ``data.sampler`` names (``PKSampler`` or ``ImageGroupSampler``). Evaluation:
+``TestImageSet`` and ``build_test_loader`` (no augmentation, fixed order).
 
 Reproducibility: the sampler's batches depend only on ``seed + epoch``. The augmentations use
 torch's global generator; in DataLoader workers torch seeds it from the loader's ``generator``
@@ -22,8 +22,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from bau.config import DataConfig
 from bau.data.images import read_image
-from bau.data.samplers import PKSampler
-from bau.data.transforms import TwoViewTransform, build_augmented_transform, build_test_transform, build_transforms
+from bau.data.samplers import build_sampler
+from bau.data.transforms import TwoViewTransform, build_test_transform, build_train_transform
 from bau.errors import BauError
 
 TrainItem = Tuple[str, int, int, int]  # (image path, pid, camid, domain)
@@ -67,7 +67,7 @@ class TrainImageSet(Dataset):
         return len(self.items)
 
     def __getitem__(self, index) -> Dict[str, Union[torch.Tensor, int]]:
-        if isinstance(index, (tuple, list)):  # (index, seed) from a seeded PKSampler
+        if isinstance(index, (tuple, list)):  # (index, seed) from a seeded sampler
             index, seed = index
             torch.manual_seed(seed)
             random.seed(seed)
@@ -120,30 +120,24 @@ def _generator(seed: int, epoch: int) -> torch.Generator:
 def build_train_loader(items: Sequence[tuple], cfg_data: DataConfig, two_view: bool = True, seed: int = 0,
                        epoch: int = 0, num_iters: int = 0, rank: int = 0, world_size: int = 1,
                        augment_original: bool = False) -> DataLoader:
-    """The training DataLoader: P x K batches (``loader.sampler`` is the ``PKSampler``; call its
-    ``set_epoch`` before each epoch).
+    """The training DataLoader: P x K batches (``loader.sampler`` is the sampler ``cfg_data.sampler``
+    names, a ``PKSampler`` or an ``ImageGroupSampler``; call its ``set_epoch`` before each epoch).
 
     Args:
         items: ``(path, pid, camid[, domain])``; pids must be unique across domains.
-        cfg_data: image size, P, K, p and the augmentation switches, workers.
+        cfg_data: image size, P, K, the sampler, p, the augmentation switches and op set, workers.
         two_view: BAU's original + augmented views; False = the single-view baseline whose one
             view gets the augmentations with probability p.
         seed, epoch: the sampler's and the workers' seeds.
-        num_iters: batches per epoch (``train.iters_per_epoch``; 0 = one pass over the identities).
+        num_iters: batches per epoch (``train.iters_per_epoch``; 0 = the sampler's one pass).
         rank, world_size: this process's shard of each global batch.
     """
     d = cfg_data
     if d.workers < 0:
         raise BauError(f"data.workers: expected 0 or more loader processes, got {d.workers}")
-    if two_view:
-        transform: Callable = build_transforms(d.height, d.width, d.aug_prob, d.randaugment, d.color_jitter,
-                                               d.random_erasing, augment_original=augment_original)
-    else:
-        transform = build_augmented_transform(d.height, d.width, d.aug_prob, d.randaugment, d.color_jitter,
-                                              d.random_erasing)
-    dataset = TrainImageSet(items, transform)
-    sampler = PKSampler(dataset.pids, num_instances=d.num_instances, num_ids=d.num_ids, seed=seed,
-                        num_iters=num_iters, rank=rank, world_size=world_size, seeded=True)
+    dataset = TrainImageSet(items, build_train_transform(d, two_view=two_view, augment_original=augment_original))
+    sampler = build_sampler(d.sampler, dataset.pids, num_instances=d.num_instances, num_ids=d.num_ids, seed=seed,
+                            num_iters=num_iters, rank=rank, world_size=world_size, seeded=True)
     sampler.set_epoch(epoch)
     return DataLoader(
         dataset,

@@ -2,18 +2,30 @@
 
 Section 4.2 and appendix A. Every training image gives two views (Fig. 3a):
 
-- original view ``x``: Resize (bicubic) -> RandomHorizontalFlip -> Pad(10) + RandomCrop ->
+- original view ``x``: Resize (bicubic) -> RandomHorizontalFlip -> Pad + RandomCrop ->
   ToTensor -> ImageNet Normalize (the conventional re-ID pipeline);
 - augmented view ``x~ = t(x)``: the same, plus three augmentations, each applied independently
   with probability ``p`` (``data.aug_prob``, 0.5; Table 9 / Figure 1 sweep it):
-  RandAugment without the colour-destroying ops (appendix A excludes Invert, Posterize,
-  Solarize and SolarizeAdd), ColorJitter, and Random Erasing.
+  RandAugment, ColorJitter, and Random Erasing.
+
+RandAugment comes in two op sets (``data.randaugment_ops``):
+
+- ``paper``: appendix A's set, RandAugment without the colour-destroying ops Invert, Posterize,
+  Solarize and SolarizeAdd (``ColourSafeRandAugment``: torchvision's, 2 ops at magnitude 9 of 31);
+- ``released``: the authors' released code, all 16 ops of the original list including those four,
+  2 ops at magnitude 10 of 30 (``bau.data.randaugment.ReleasedRandAugment``).
+
+The crop jitter is the released ``Pad(10)`` at 256x128, scaled with the image height
+(``pad_pixels``: 10 px at 256, 2 px at 64), so a small demo resolution is jittered by the same
+fraction of the image. Nothing else in the training pipelines is in pixels: RandAugment's
+translations are fractions of the image size, Random Erasing's rectangle a fraction of its area.
 
 The order follows the authors' released pipeline: RandAugment on the decoded PIL image first,
 then resize / flip / crop, ColorJitter on the PIL crop, ToTensor, Normalize, and Random Erasing
-last, on the normalised tensor (an erased rectangle is filled with 0 there, i.e. the ImageNet
-mean colour). All randomness comes from torch's global generator, so a DataLoader worker
-seeded by torch reproduces its draws.
+last, on the normalised tensor. An erased rectangle is filled with the numbers of the ImageNet
+mean (0.485, 0.456, 0.406) written into the *normalised* tensor, as the released code does (so
+the fill is a dark grey-blue, not the mean colour). All randomness comes from torch's global
+generator, so a DataLoader worker seeded by torch reproduces its draws.
 
 An augmentation switched off (Table 8) or with ``p = 0`` is left out of the pipeline altogether,
 so the augmented view is then an ordinary draw of the original pipeline: same ops, same random
@@ -21,7 +33,7 @@ numbers consumed.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Tuple
 
 import torch
 from PIL import Image
@@ -29,7 +41,11 @@ from torch import Tensor
 from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 
+from bau.data.randaugment import ReleasedRandAugment
 from bau.errors import BauError
+
+if TYPE_CHECKING:
+    from bau.config import DataConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -42,7 +58,20 @@ EXCLUDED_RANDAUGMENT_OPS = frozenset({"Invert", "Posterize", "Solarize", "Solari
 # Random Erasing's area and aspect ranges (Zhong et al.; the re-ID pipelines' 0.02-0.4 area).
 ERASE_SCALE = (0.02, 0.4)
 ERASE_RATIO = (0.3, 3.3)
-PAD = 10
+# What an erased rectangle holds, channel by channel, in the normalised tensor (released code).
+ERASE_VALUE = IMAGENET_MEAN
+
+# The released crop jitter: Pad(10) + RandomCrop at height 256.
+REFERENCE_PAD = 10
+REFERENCE_HEIGHT = 256
+
+RANDAUGMENT_OP_SETS = ("paper", "released")
+
+
+def pad_pixels(height: int) -> int:
+    """Padding of the pad + random-crop jitter for images ``height`` pixels tall:
+    ``round(10 * height / 256)`` (Python's round, halves to even): 10 at 256, 5 at 128, 2 at 64."""
+    return round(REFERENCE_PAD * height / REFERENCE_HEIGHT)
 
 
 class ColourSafeRandAugment(T.RandAugment):
@@ -52,6 +81,15 @@ class ColourSafeRandAugment(T.RandAugment):
     def _augmentation_space(self, num_bins: int, image_size: Tuple[int, int]) -> Dict[str, Tuple[Tensor, bool]]:
         space = super()._augmentation_space(num_bins, image_size)
         return {name: meta for name, meta in space.items() if name not in EXCLUDED_RANDAUGMENT_OPS}
+
+
+def build_randaugment(op_set: str) -> Callable[[Image.Image], Image.Image]:
+    """RandAugment with the ``paper`` (appendix A) or ``released`` op set; see the module docstring."""
+    if op_set == "paper":
+        return ColourSafeRandAugment(num_ops=2, magnitude=9)
+    if op_set == "released":
+        return ReleasedRandAugment(num_ops=2, magnitude=10)
+    raise BauError(f"data.randaugment_ops: expected one of {', '.join(RANDAUGMENT_OP_SETS)}, got {op_set!r}")
 
 
 class TwoViewTransform:
@@ -83,7 +121,7 @@ def build_original_transform(height: int, width: int) -> T.Compose:
     return T.Compose([
         T.Resize((height, width), interpolation=InterpolationMode.BICUBIC),
         T.RandomHorizontalFlip(p=0.5),
-        T.Pad(PAD),
+        T.Pad(pad_pixels(height)),
         T.RandomCrop((height, width)),
         T.ToTensor(),
         _normalize(),
@@ -91,9 +129,10 @@ def build_original_transform(height: int, width: int) -> T.Compose:
 
 
 def build_augmented_transform(height: int, width: int, aug_prob: float = 0.5, randaugment: bool = True,
-                              color_jitter: bool = True, random_erasing: bool = True) -> T.Compose:
-    """The augmented view: the original pipeline plus RandAugment, ColorJitter and Random Erasing,
-    each applied with probability ``aug_prob``. Output ``[3, height, width]``.
+                              color_jitter: bool = True, random_erasing: bool = True,
+                              randaugment_ops: str = "paper") -> T.Compose:
+    """The augmented view: the original pipeline plus RandAugment (op set ``randaugment_ops``),
+    ColorJitter and Random Erasing, each applied with probability ``aug_prob``. Output ``[3, height, width]``.
 
     Also the single view of the "standard training pipeline" baseline (Sec. 3.1, Table 5 row 1):
     one view that gets the augmentations with probability p.
@@ -101,14 +140,15 @@ def build_augmented_transform(height: int, width: int, aug_prob: float = 0.5, ra
     _check_size(height, width)
     if not 0.0 <= aug_prob <= 1.0:
         raise BauError(f"data.aug_prob: expected a probability in [0, 1], got {aug_prob}")
+    rand_augment = build_randaugment(randaugment_ops)  # validates the op set even when unused
     use = aug_prob > 0.0  # p = 0 leaves the ops out so no random numbers are drawn for them
     ops: List[Callable] = []
     if use and randaugment:
-        ops.append(T.RandomApply([ColourSafeRandAugment(num_ops=2, magnitude=9)], p=aug_prob))
+        ops.append(T.RandomApply([rand_augment], p=aug_prob))
     ops += [
         T.Resize((height, width), interpolation=InterpolationMode.BICUBIC),
         T.RandomHorizontalFlip(p=0.5),
-        T.Pad(PAD),
+        T.Pad(pad_pixels(height)),
         T.RandomCrop((height, width)),
     ]
     if use and color_jitter:
@@ -116,24 +156,38 @@ def build_augmented_transform(height: int, width: int, aug_prob: float = 0.5, ra
         ops.append(T.RandomApply([jitter], p=aug_prob))
     ops += [T.ToTensor(), _normalize()]
     if use and random_erasing:
-        ops.append(T.RandomErasing(p=aug_prob, scale=ERASE_SCALE, ratio=ERASE_RATIO, value=0))
+        ops.append(T.RandomErasing(p=aug_prob, scale=ERASE_SCALE, ratio=ERASE_RATIO, value=list(ERASE_VALUE)))
     return T.Compose(ops)
 
 
 def build_transforms(height: int, width: int, aug_prob: float = 0.5, randaugment: bool = True,
                      color_jitter: bool = True, random_erasing: bool = True,
-                     augment_original: bool = False) -> TwoViewTransform:
+                     augment_original: bool = False, randaugment_ops: str = "paper") -> TwoViewTransform:
     """The two-view training transform of BAU: ``img -> (original_view, augmented_view)``.
 
     ``augment_original=True`` builds the first view with the augmented pipeline as well (two
     augmented draws); the default keeps it a plain original view as in the paper.
     """
-    aug = build_augmented_transform(height, width, aug_prob, randaugment, color_jitter, random_erasing)
+    aug = build_augmented_transform(height, width, aug_prob, randaugment, color_jitter, random_erasing,
+                                    randaugment_ops)
     if augment_original:
-        orig = build_augmented_transform(height, width, aug_prob, randaugment, color_jitter, random_erasing)
+        orig = build_augmented_transform(height, width, aug_prob, randaugment, color_jitter, random_erasing,
+                                         randaugment_ops)
     else:
         orig = build_original_transform(height, width)
     return TwoViewTransform(orig, aug)
+
+
+def build_train_transform(cfg_data: "DataConfig", two_view: bool = True,
+                          augment_original: bool = False) -> Callable[[Image.Image], object]:
+    """The training transform a run's ``data`` config describes: BAU's two views, or (``two_view=False``)
+    the single augmented view of the baseline. Every ``data.*`` augmentation option is passed on."""
+    d = cfg_data
+    if two_view:
+        return build_transforms(d.height, d.width, d.aug_prob, d.randaugment, d.color_jitter, d.random_erasing,
+                                augment_original=augment_original, randaugment_ops=d.randaugment_ops)
+    return build_augmented_transform(d.height, d.width, d.aug_prob, d.randaugment, d.color_jitter,
+                                     d.random_erasing, randaugment_ops=d.randaugment_ops)
 
 
 def build_test_transform(height: int, width: int) -> T.Compose:

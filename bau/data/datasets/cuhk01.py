@@ -18,7 +18,7 @@ import re
 from collections import defaultdict
 from typing import Dict, List
 
-from bau.data.base import Item, ReIDDataset
+from bau.data.base import Item, PublishedStats, ReIDDataset
 from bau.data.datasets.splits import halve_ids, load_split
 from bau.errors import BauError
 
@@ -35,6 +35,10 @@ def parse_cuhk01_name(path: str) -> Item:
 
 class CUHK01(ReIDDataset):
     name = "cuhk01"
+    # Not used by the BAU paper (no Table 1 row): the numbers are the dataset paper's.
+    reference = ("Wei Li, Rui Zhao, and Xiaogang Wang. Human reidentification with transferred metric "
+                 "learning. In ACCV, 2012.")
+    published = PublishedStats(ids=971, images=3884, cameras=2, source="Li et al., ACCV 2012 (not in BAU's Table 1)")
 
     def __init__(self, root: str, split: int = 0, split_seed: int = 0, num_splits: int = 10):
         super().__init__(root, split=split)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from typing import List
 
-from bau.data.base import Item, ReIDDataset
+from bau.data.base import Item, PublishedStats, ReIDDataset
 from bau.errors import BauError
 
 NUM_PAIRS = 5
@@ -44,6 +44,8 @@ def read_camera_folder(folder: str, pair: int, cam: int) -> List[Item]:
 
 class CUHK02(ReIDDataset):
     name = "cuhk02"
+    reference = "Wei Li and Xiaogang Wang. Locally aligned feature transforms across views. In CVPR, 2013."
+    published = PublishedStats(ids=1816, images=7264, cameras=10)
 
     def __init__(self, root: str, split: int = 0, split_seed: int = 0, num_splits: int = 10):
         super().__init__(root, split=0)

@@ -7,15 +7,16 @@ Layout::
 11,934 ids and 34,574 images. The photos come from moving cameras and movie frames, so the
 dataset has no meaningful camera labels: every image gets camera 0, and the camera part of the
 name is not required. It is a training-only source (the DG protocols never test on it), so
-``query`` and ``gallery`` are empty.
+``query`` and ``gallery`` are empty. File pids 0 (distractor) and -1 (junk) in the Market naming
+are not identities and are left out.
 """
 from __future__ import annotations
 
 import os
 import re
 
-from bau.data.base import ReIDDataset
-from bau.data.datasets.market1501 import DISTRACTOR_PID
+from bau.data.base import PublishedStats, ReIDDataset
+from bau.data.datasets.market1501 import DISTRACTOR_FILE_PID
 from bau.errors import BauError
 
 PID_PREFIX = re.compile(r"^(-?\d+)_")
@@ -23,6 +24,9 @@ PID_PREFIX = re.compile(r"^(-?\d+)_")
 
 class CUHKSYSU(ReIDDataset):
     name = "cuhksysu"
+    reference = ("Tong Xiao, Shuang Li, Bochao Wang, Liang Lin, and Xiaogang Wang. Joint detection and "
+                 "identification feature learning for person search. In CVPR, 2017.")
+    published = PublishedStats(ids=11934, images=34574, cameras=1)
 
     def __init__(self, root: str, split: int = 0, split_seed: int = 0, num_splits: int = 10):
         super().__init__(root, split=0)
@@ -34,7 +38,7 @@ class CUHKSYSU(ReIDDataset):
             if match is None:
                 raise BauError(f"image file {path}: name does not parse; expected NNNN_....jpg (the person id, then '_')")
             pid = int(match.group(1))
-            if pid > DISTRACTOR_PID:
+            if pid > DISTRACTOR_FILE_PID:
                 items.append((path, pid, 0))
         self.labelled = items
         self.distractors = []

@@ -6,16 +6,17 @@ Layout::
     PATH/query/...
     PATH/bounding_box_test/...
 
-The Market rules apply unchanged (``market1501.read_market_split``): pid -1 is junk and dropped,
-pid 0 is a gallery distractor. A pid 0 inside ``bounding_box_train`` is refused rather than
-silently dropped, because in a home-made folder it almost always means identities were numbered
-from 0 by mistake.
+The Market rules apply unchanged (``market1501.read_market_split``): file pid -1 is junk and
+dropped, file pid 0 a gallery distractor (returned with pid ``DISTRACTOR_PID``). A pid 0 inside
+``bounding_box_train`` is refused rather than silently dropped, because in a home-made folder it
+almost always means identities were numbered from 0 by mistake. A home-made folder has no
+published statistics.
 """
 from __future__ import annotations
 
 import os
 
-from bau.data.datasets.market1501 import DISTRACTOR_PID, MarketLayout, read_market_folder
+from bau.data.datasets.market1501 import DISTRACTOR_FILE_PID, MarketLayout, read_market_folder
 from bau.errors import BauError
 
 
@@ -28,7 +29,7 @@ class FolderDataset(MarketLayout):
         train_dir = os.path.join(root, "bounding_box_train")
         self.require_dirs(root, train_dir)
         for path, pid, _ in read_market_folder(train_dir):
-            if pid == DISTRACTOR_PID:
+            if pid == DISTRACTOR_FILE_PID:
                 raise BauError(f"image file {path}: pid 0 is reserved for gallery distractors "
                                f"(Market-1501 convention); number training identities from 1")
         self._load_market_folders(root)

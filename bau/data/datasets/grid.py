@@ -8,7 +8,7 @@ Layout::
 
 The first field of a name is the person id, the second the camera (1-8). The 775 gallery
 images with id 0 belong to nobody in the probe set: they are distractors, always in the
-gallery. Protocol (10 splits): 125 ids train (their probe and gallery images); the other 125
+gallery, with the pid ``DISTRACTOR_PID`` (-2): not an identity. Protocol (10 splits): 125 ids train (their probe and gallery images); the other 125
 are tested with their probe images as queries against their gallery images plus every
 distractor.
 
@@ -26,20 +26,22 @@ from typing import List
 
 import numpy as np
 
-from bau.data.base import Item, ReIDDataset
+from bau.data.base import DISTRACTOR_PID, Item, PublishedStats, ReIDDataset
 from bau.data.datasets.splits import halve_ids, load_split
 from bau.errors import BauError
 
 GRID_NAME = re.compile(r"^(\d+)_(\d+)_")
-DISTRACTOR_PID = 0
+DISTRACTOR_FILE_PID = 0  # the file-name id of a distractor; returned as DISTRACTOR_PID
 PARTITION_FIELD = 2  # trainIdxAll{i} is a struct whose third field holds the train ids (torchreid reads it so)
 
 
 def parse_grid_name(path: str) -> Item:
+    """``(path, pid, camid)``: camera 1-8 made 0-based, file id 0 returned as ``DISTRACTOR_PID``."""
     match = GRID_NAME.match(os.path.basename(path))
     if match is None or not 1 <= int(match.group(2)) <= 8:
         raise BauError(f"image file {path}: name does not parse; expected PPPP_C_....jpeg (person id, camera 1-8)")
-    return path, int(match.group(1)), int(match.group(2)) - 1
+    pid = int(match.group(1))
+    return path, DISTRACTOR_PID if pid == DISTRACTOR_FILE_PID else pid, int(match.group(2)) - 1
 
 
 def _train_ids_of(entry, mat_path: str) -> List[int]:
@@ -78,6 +80,8 @@ def read_grid_partitions(mat_path: str) -> List[List[int]]:
 
 class GRID(ReIDDataset):
     name = "grid"
+    reference = "Chen Change Loy, Tao Xiang, and Shaogang Gong. Multi-camera activity correlation analysis. In CVPR, 2009."
+    published = PublishedStats(ids=250, images=1275, cameras=8)
 
     def __init__(self, root: str, split: int = 0, split_seed: int = 0, num_splits: int = 10):
         super().__init__(root, split=split)

@@ -18,7 +18,7 @@ import re
 from collections import defaultdict
 from typing import Dict, List
 
-from bau.data.base import Item, ReIDDataset
+from bau.data.base import Item, PublishedStats, ReIDDataset
 from bau.data.datasets.splits import halve_ids, load_split
 from bau.errors import BauError
 
@@ -34,6 +34,8 @@ def parse_ilids_name(path: str) -> Item:
 
 class ILIDS(ReIDDataset):
     name = "ilids"
+    reference = "Wei-Shi Zheng, Shaogang Gong, and Tao Xiang. Associating groups of people. In BMVC, 2009."
+    published = PublishedStats(ids=119, images=476, cameras=2)
 
     def __init__(self, root: str, split: int = 0, split_seed: int = 0, num_splits: int = 10):
         super().__init__(root, split=split)

@@ -8,9 +8,11 @@ Layout::
 
 A file name starts with ``PID_cC``: the person id, then the camera (1-based). Two special ids:
 ``-1`` marks junk boxes (dropped everywhere, they are not counted by the benchmark) and ``0``
-marks distractors (kept in the gallery: they make retrieval harder, exactly as the benchmark
-intends; never used for training). CUHK03-NP, CUHK-SYSU and ``folder:PATH`` datasets use the
-same naming, so they reuse ``parse_market_name`` and ``read_market_split``.
+marks distractors. Distractors are not an identity: they stay in the gallery with the pid
+``DISTRACTOR_PID`` (-2, ``bau.data.base``), so they make retrieval harder, exactly as the benchmark
+intends, without forming one big "person 0"; they are never used for training. CUHK03-NP,
+CUHK-SYSU and ``folder:PATH`` datasets use the same naming, so they reuse ``parse_market_name``
+and ``read_market_split``.
 """
 from __future__ import annotations
 
@@ -18,13 +20,15 @@ import os
 import re
 from typing import List, Tuple
 
-from bau.data.base import Item, ReIDDataset
+from bau.data.base import DISTRACTOR_PID, Item, PublishedStats, ReIDDataset
 from bau.errors import BauError
 
 MARKET_NAME = re.compile(r"^(-?\d+)_c(\d+)")
 MARKET_PATTERN = "NNNN_cNsN_NNNNNN_NN.jpg"  # what the error message shows the user
-JUNK_PID = -1
-DISTRACTOR_PID = 0
+# The two special ids in Market file names; what the readers return for them is another matter
+# (junk: dropped; distractors: DISTRACTOR_PID).
+JUNK_FILE_PID = -1
+DISTRACTOR_FILE_PID = 0
 
 
 def parse_market_name(path: str) -> Tuple[int, int]:
@@ -44,14 +48,15 @@ def read_market_split(train_dir: str, query_dir: str, gallery_dir: str
                       ) -> Tuple[List[Item], List[Item], List[Item], List[Item]]:
     """The standard Market protocol on three folders.
 
-    Returns ``(train, query, gallery, distractors)`` with original pids: junk (-1) dropped
-    everywhere, distractors (0) kept in the gallery only and also returned on their own so a
-    dataset can report them. ``train`` is not relabelled yet.
+    Returns ``(train, query, gallery, distractors)`` with original pids: junk (file pid -1) dropped
+    everywhere; distractors (file pid 0) kept in the gallery only, with pid ``DISTRACTOR_PID``, and
+    also returned on their own so a dataset can report them. ``train`` is not relabelled yet.
     """
     ReIDDataset.require_dirs(train_dir, query_dir, gallery_dir)
-    train = [it for it in read_market_folder(train_dir) if it[1] > DISTRACTOR_PID]
-    query = [it for it in read_market_folder(query_dir) if it[1] > DISTRACTOR_PID]
-    gallery = [it for it in read_market_folder(gallery_dir) if it[1] != JUNK_PID]
+    train = [it for it in read_market_folder(train_dir) if it[1] > DISTRACTOR_FILE_PID]
+    query = [it for it in read_market_folder(query_dir) if it[1] > DISTRACTOR_FILE_PID]
+    gallery = [(path, DISTRACTOR_PID if pid == DISTRACTOR_FILE_PID else pid, cam)
+               for path, pid, cam in read_market_folder(gallery_dir) if pid != JUNK_FILE_PID]
     distractors = [it for it in gallery if it[1] == DISTRACTOR_PID]
     return train, query, gallery, distractors
 
@@ -61,7 +66,8 @@ class MarketLayout(ReIDDataset):
 
     Besides ``train``/``query``/``gallery`` it fills ``labelled`` (every image of a real identity,
     original pids: train and test ids are disjoint in these datasets, so the union is the
-    ``full:`` training set of Protocols 1 and 3) and ``distractors`` (the pid-0 images).
+    ``full:`` training set of Protocols 1 and 3) and ``distractors`` (the file-pid-0 images, pid
+    ``DISTRACTOR_PID``).
     """
 
     def _load_market_folders(self, folder: str) -> None:
@@ -79,6 +85,9 @@ class Market1501(MarketLayout):
     """Market-1501: 751 training ids (12,936 images), 750 test ids, 6 cameras."""
 
     name = "market1501"
+    reference = ("Liang Zheng, Liyue Shen, Lu Tian, Shengjin Wang, Jingdong Wang, and Qi Tian. "
+                 "Scalable person re-identification: A benchmark. In ICCV, 2015.")
+    published = PublishedStats(ids=1501, images=32217, cameras=6)
     folder_name = "Market-1501-v15.09.15"
 
     def __init__(self, root: str, split: int = 0, split_seed: int = 0, num_splits: int = 10):

@@ -11,13 +11,18 @@ or ``test/`` (query and gallery lists). The camera is the third field of the fil
 Training uses list_train + list_val, the standard practice (val is a subset of the training
 ids). Training ids (0..1040) and test ids (0..3059) are numbered separately, so ``labelled``
 shifts the test ids past the training ones to keep every person one class.
+
+MSMT17 has no distractors: every one of its 126,441 images shows one of its 4,101 identities
+(1,041 train ids with 32,621 images; 3,060 test ids with 11,659 query and 82,161 gallery images),
+and pid 0 in the list files is a real person (the first training or test id), not a
+distractor label as in Market-1501. So pids are kept as listed and ``distractors`` is empty.
 """
 from __future__ import annotations
 
 import os
 from typing import List
 
-from bau.data.base import Item, ReIDDataset
+from bau.data.base import Item, PublishedStats, ReIDDataset
 from bau.errors import BauError
 
 MSMT_PATTERN = "PPPP_NNN_CC_NNNNxxxxx_NNNN_N.jpg"
@@ -61,6 +66,9 @@ def find_msmt_layout(root: str):
 
 class MSMT17(ReIDDataset):
     name = "msmt17"
+    reference = ("Longhui Wei, Shiliang Zhang, Wen Gao, and Qi Tian. Person transfer GAN to bridge domain gap "
+                 "for person re-identification. In CVPR, 2018.")
+    published = PublishedStats(ids=4101, images=126441, cameras=15)
 
     def __init__(self, root: str, split: int = 0, split_seed: int = 0, num_splits: int = 10):
         super().__init__(root, split=0)

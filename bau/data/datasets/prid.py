@@ -20,7 +20,7 @@ import random
 import re
 from typing import Dict
 
-from bau.data.base import Item, ReIDDataset
+from bau.data.base import Item, PublishedStats, ReIDDataset
 from bau.data.datasets.splits import halve_ids, load_split
 from bau.errors import BauError
 
@@ -42,6 +42,9 @@ def read_prid_camera(folder: str, camid: int) -> Dict[int, Item]:
 
 class PRID(ReIDDataset):
     name = "prid"
+    reference = ("Martin Hirzer, Csaba Beleznai, Peter M Roth, and Horst Bischof. Person re-identification by "
+                 "descriptive and discriminative classification. In SCIA, 2011.")
+    published = PublishedStats(ids=200, images=1134, cameras=2)
 
     def __init__(self, root: str, split: int = 0, split_seed: int = 0, num_splits: int = 10):
         super().__init__(root, split=split)

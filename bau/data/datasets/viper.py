@@ -1,4 +1,4 @@
-"""VIPeR (Gray et al., PETS 2007): 632 persons, one image in each of two cameras.
+"""VIPeR (Gray & Tao, ECCV 2008): 632 persons, one image in each of two cameras.
 
 Layout::
 
@@ -14,13 +14,16 @@ from __future__ import annotations
 import os
 import random
 
-from bau.data.base import ReIDDataset
+from bau.data.base import PublishedStats, ReIDDataset
 from bau.data.datasets.splits import halve_ids, load_split
 from bau.errors import BauError
 
 
 class VIPeR(ReIDDataset):
     name = "viper"
+    reference = ("Douglas Gray and Hai Tao. Viewpoint invariant pedestrian recognition with an ensemble of "
+                 "localized features. In ECCV, 2008.")
+    published = PublishedStats(ids=632, images=1264, cameras=2)
 
     def __init__(self, root: str, split: int = 0, split_seed: int = 0, num_splits: int = 10):
         super().__init__(root, split=split)
