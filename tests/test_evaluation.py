@@ -368,3 +368,25 @@ def test_bad_input_is_a_one_line_value_error():
         assert "\n" not in str(info.value)
     # Integral floats are fine as labels.
     assert evaluate_ranking(d, [1.0, 2.0], [1, 2], [0, 0], [1, 1])["mAP"] == pytest.approx(0.75)
+
+
+# -- bau.inference.rank_split: the per-split evaluation of `bau eval` and of every evaluation epoch ----
+@pytest.mark.parametrize("rerank", [False, True])
+def test_rank_split_uses_the_same_numbers(rerank, monkeypatch):
+    from bau.inference import rank_split
+    from bau.reranking import re_ranking
+
+    qf, gf, q_pids, g_pids, q_cams, g_cams = _feature_problem(3, num_q=40, num_g=120)
+    query = [(f"q{i}.jpg", int(p), int(c)) for i, (p, c) in enumerate(zip(q_pids, q_cams))]
+    gallery = [(f"g{i}.jpg", int(p), int(c)) for i, (p, c) in enumerate(zip(g_pids, g_cams))]
+    dist = pairwise_distance(qf, gf)
+    if rerank:
+        dist = re_ranking(dist, pairwise_distance(qf, qf), pairwise_distance(gf, gf))
+    else:  # no [Q, G] matrix: blocks of 16 queries
+        monkeypatch.setattr(ev, "_FEATURE_BLOCK_ROWS", 16)
+        monkeypatch.setattr(ev, "pairwise_distance", None)
+    expected = evaluate_ranking(dist, q_pids, g_pids, q_cams, g_cams, max_rank=10)
+    out = rank_split(qf, gf, query, gallery, rerank=rerank, max_rank=10, device=torch.device("cpu"))
+    assert out["mAP"] == expected["mAP"] and out["mINP"] == expected["mINP"]
+    assert (out["rank1"], out["rank5"], out["rank10"]) == tuple(expected["cmc"][[0, 4, 9]])
+    assert (out["num_query"], out["num_gallery"]) == (40, 120)
