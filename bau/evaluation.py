@@ -437,7 +437,7 @@ def evaluate_features(
                                    what="features have")
     groups = _GalleryGroups(gp, gc)
     scores = _Scores(where)
-    step = max(1, min(_FEATURE_BLOCK_ROWS, _FEATURE_BLOCK_ELEMENTS // max(1, num_g)))
+    step = feature_block_rows(num_g)
     for start in range(0, num_q, step):
         stop = min(start + step, num_q)
         rows, cols, junk = groups.relevant(qp[start:stop], qc[start:stop])
@@ -449,6 +449,11 @@ def evaluate_features(
         del block
         scores.add(rows, pos, junk, stop - start)
     return scores.result(max_rank)
+
+
+def feature_block_rows(num_gallery: int) -> int:
+    """Query rows per block in ``evaluate_features`` for a gallery of ``num_gallery`` images."""
+    return max(1, min(_FEATURE_BLOCK_ROWS, _FEATURE_BLOCK_ELEMENTS // max(1, num_gallery)))
 
 
 def top_k_gallery(distances: ArrayLike, q_pid: int, q_camid: int, g_pids: ArrayLike, g_camids: ArrayLike,
