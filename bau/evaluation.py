@@ -220,8 +220,13 @@ def _positions_numpy(block: np.ndarray, rows: np.ndarray, cols: np.ndarray, wher
 
     Returns:
         ``[M]`` int64 ``#{k : block[r, k] < block[r, c]} + #{k < c : block[r, k] == block[r, c]}``.
+
+    Raises:
+        ValueError: when the block holds NaN (and any entry to place).
     """
     num_g = block.shape[1]
+    if len(rows) == 0:  # no query of the block has an entry to place
+        return np.zeros(0, dtype=np.int64)
     values = block[rows, cols]
     ordered = np.sort(block, axis=1)  # values only: no index bookkeeping
     if ordered.dtype.kind == "f" and len(ordered) and np.isnan(ordered[:, -1]).any():  # NaN sorts last
@@ -252,7 +257,7 @@ def _positions_torch(block: torch.Tensor, rows: np.ndarray, cols: np.ndarray, wh
     r = torch.from_numpy(rows).to(device)
     c = torch.from_numpy(cols).to(device)
     values = block[r, c]
-    ordered = torch.sort(block, dim=1).values.contiguous()
+    ordered = torch.sort(block, dim=1).values.contiguous()  # NaN sorts last, as in NumPy
     if ordered.is_floating_point() and bool(torch.isnan(ordered[:, -1]).any()):
         raise _nan_error(where)
     # One batched binary search: each row's entries padded to the longest row's count.

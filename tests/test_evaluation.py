@@ -353,6 +353,8 @@ def test_bad_input_is_a_one_line_value_error():
         (lambda: evaluate_ranking(d[0], [1], [1, 2], [0], [1, 1]), "2-D"),
         (lambda: evaluate_ranking(d.astype(bool), [1, 2], [1, 2], [0, 0], [1, 1]), "real numbers"),
         (lambda: evaluate_ranking(d, [1], [1, 2], [0], [1, 1]), "2 query rows but 1 query pids"),
+        (lambda: evaluate_ranking(np.zeros((2, 0)), [1, 2], [], [0, 0], []), "no query has a true match"),
+        (lambda: evaluate_ranking(np.zeros((0, 2)), [], [1, 2], [], [1, 1]), "no query has a true match"),
         (lambda: evaluate_features(np.ones((2, 3)), np.ones((2, 4)), [1, 2], [1, 2], [0, 0], [1, 1]), "[Q, d]"),
         (lambda: evaluate_features(np.ones((2, 3)), np.ones((3, 3)), [1, 2], [1, 2], [0, 0], [1, 1]),
          "features have 3 gallery columns but 2 gallery pids"),
