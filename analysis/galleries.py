@@ -20,6 +20,7 @@ import torch
 
 from bau.config import Config
 from bau.errors import BauError
+from bau.evaluation import top_k_gallery
 
 
 @dataclass
@@ -165,7 +166,8 @@ def retrieval_ranking(distmat_row: Any, q_pid: int, q_cam: int, g_pids: Any, g_c
     """Rank a gallery for one query, Market-1501 protocol.
 
     Gallery entries with the query's identity AND camera are removed (not re-identification), as
-    in ``bau.evaluation.evaluate_ranking``; ties keep gallery order (stable sort).
+    in ``bau.evaluation.evaluate_ranking``; ties keep gallery order (stable sort); a negative gallery
+    pid (distractor) is never a match. Computed by ``bau.evaluation.top_k_gallery``.
 
     Args:
         distmat_row: ``[G]`` distances of the query to every gallery image (smaller = closer).
@@ -185,10 +187,8 @@ def retrieval_ranking(distmat_row: Any, q_pid: int, q_cam: int, g_pids: Any, g_c
                        f"{len(g_cams)} gallery cameras")
     if topk < 1:
         raise BauError(f"retrieval ranking: topk must be at least 1, got {topk}")
-    keep = ~((g_pids == q_pid) & (g_cams == q_cam))
-    candidates = np.flatnonzero(keep)
-    order = candidates[np.argsort(dist[candidates], kind="stable")][:topk]
-    return Ranking(indices=order, matches=g_pids[order] == q_pid, distances=dist[order])
+    order, matches = top_k_gallery(dist, q_pid, q_cam, g_pids, g_cams, topk)
+    return Ranking(indices=order, matches=matches, distances=dist[order])
 
 
 def _load_display(path: str, height: int, width: int) -> np.ndarray:

@@ -1,8 +1,13 @@
 """Feature extraction and evaluation of a model on a target dataset.
 
 Features are extracted once for the union of all images of all query/gallery splits (the small
-datasets have 10), then each split is ranked with ``bau.evaluation.evaluate_ranking``; the
-result is the mean over splits, each split kept in ``splits``.
+datasets have 10), then each split is ranked with ``bau.evaluation.evaluate_features``, which
+computes and ranks the query-gallery distances block by block (the full ``[Q, G]`` matrix is never
+held: MSMT17's would be 3.8 GB); the result is the mean over splits, each split kept in ``splits``.
+Re-ranking needs the full matrices, so ``--rerank`` builds them (and ranks with ``evaluate_ranking``).
+
+When the model is on a GPU, the distances, the ranking and the dense pass of re-ranking run there
+too (torch kernels, in blocks); on the CPU, the NumPy kernels.
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from tqdm import tqdm
 from bau.config import Config
 from bau.data.datasets import build_dataset
 from bau.data.loader import build_test_loader
-from bau.evaluation import METRIC_KEYS, evaluate_ranking, pairwise_distance
+from bau.evaluation import METRIC_KEYS, distance_matrix, evaluate_features, evaluate_ranking
 
 
 @torch.no_grad()
@@ -43,15 +48,24 @@ def _summary(results: List[Dict[str, float]]) -> Dict[str, float]:
 
 
 def rank_split(qf: np.ndarray, gf: np.ndarray, query: Sequence[tuple], gallery: Sequence[tuple],
-               rerank: bool = False, max_rank: int = 50) -> Dict[str, float]:
+               rerank: bool = False, max_rank: int = 50,
+               device: Optional[torch.device] = None) -> Dict[str, float]:
+    """Metrics of one query/gallery split from its features ``qf [Q, d]``, ``gf [G, d]``.
+
+    Without re-ranking the distances are computed and ranked in blocks of queries (never the whole
+    ``[Q, G]`` matrix); ``device`` is where (default: the features' device, i.e. the CPU for NumPy).
+    """
     q_pids = np.array([it[1] for it in query]); q_cams = np.array([it[2] for it in query])
     g_pids = np.array([it[1] for it in gallery]); g_cams = np.array([it[2] for it in gallery])
-    dist = pairwise_distance(qf, gf)
     if rerank:
         from bau.reranking import re_ranking
 
-        dist = re_ranking(dist, pairwise_distance(qf, qf), pairwise_distance(gf, gf))
-    r = evaluate_ranking(dist, q_pids, g_pids, q_cams, g_cams, max_rank=max_rank)
+        dist = re_ranking(*(distance_matrix(a, b, device=device) for a, b in ((qf, gf), (qf, qf), (gf, gf))))
+        on_device = device is not None and torch.device(device).type != "cpu"
+        r = evaluate_ranking(torch.from_numpy(dist).to(device) if on_device else dist, q_pids, g_pids, q_cams,
+                             g_cams, max_rank=max_rank)
+    else:
+        r = evaluate_features(qf, gf, q_pids, g_pids, q_cams, g_cams, max_rank=max_rank, device=device)
     cmc = r["cmc"]
     return {"mAP": float(r["mAP"]), "rank1": float(cmc[0]), "rank5": float(cmc[min(4, len(cmc) - 1)]),
             "rank10": float(cmc[min(9, len(cmc) - 1)]), "mINP": float(r["mINP"]),
@@ -75,6 +89,6 @@ def evaluate_target(model: torch.nn.Module, name: str, cfg: Config, device: torc
     for i, ds in zip(indices, sets):
         qf = feats[[row[it[0]] for it in ds.query]]
         gf = feats[[row[it[0]] for it in ds.gallery]]
-        res = rank_split(qf, gf, ds.query, ds.gallery, rerank=rerank, max_rank=cfg.eval.max_rank)
+        res = rank_split(qf, gf, ds.query, ds.gallery, rerank=rerank, max_rank=cfg.eval.max_rank, device=device)
         per_split.append({"split": i, **res})
     return {"dataset": name, **_summary(per_split), "rerank": bool(rerank), "splits": per_split}
