@@ -100,7 +100,8 @@ def _normalised_distance_pass(
     bounds += [(s, min(s + _ROW_CHUNK, n)) for s in range(num_q, n, _ROW_CHUNK)]
     for start, stop in bounds:
         dist = _to_float32(_columns_of_d(q_g, q_q, g_g, start, stop, buffer).square_())
-        peak = dist.max(dim=1, keepdim=True).values
+        # A row whose distances are all 0 (collapsed features) stays 0 instead of 0/0 = NaN.
+        peak = dist.max(dim=1, keepdim=True).values.clamp_min_(torch.finfo(torch.float32).tiny)
         dist.div_(peak)
         row_max[start:stop] = peak.squeeze(1)
         nearest[start:stop] = dist.topk(width, dim=1, largest=False, sorted=True).indices

@@ -128,3 +128,12 @@ def test_rejects_inconsistent_shapes():
         re_ranking(q_g, q_q, g_g[:4, :4])
     with pytest.raises(ValueError, match="k1"):
         re_ranking(q_g, q_q, g_g, k1=0)
+
+
+def test_collapsed_features_give_finite_distances():
+    """All features equal (an untrained model can collapse them): every distance is 0, no NaN."""
+    from bau.reranking import re_ranking
+
+    q_g, q_q, g_g = np.zeros((3, 5), np.float32), np.zeros((3, 3), np.float32), np.zeros((5, 5), np.float32)
+    out = re_ranking(q_g, q_q, g_g, k1=2, k2=1)
+    assert out.shape == (3, 5) and np.isfinite(out).all()
