@@ -556,5 +556,58 @@ def test_launcher_command_and_refusals(tmp_path, monkeypatch):
     with pytest.raises(BauError, match="port"):
         app_launcher.launch(str(tmp_path), port=70000)
     seen = []
-    monkeypatch.setattr(app_launcher.subprocess, "call", lambda c: seen.append(c) or 0)
+    monkeypatch.setattr(app_launcher, "run_forwarding_signals", lambda c: seen.append(c) or 0)
     assert app_launcher.launch(str(tmp_path), port=8600) == 0 and seen[0][-1] == str(tmp_path)
+
+
+FAKE_SERVER = """
+import os, signal, sys, time
+open(sys.argv[1] + ".pid", "w").write(str(os.getpid()))
+def stop(signum, frame):
+    open(sys.argv[1] + ".signal", "w").write(str(signum))
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGINT, stop)
+while True:
+    time.sleep(0.05)
+"""
+
+LAUNCHER = """
+import sys
+from bau import app_launcher
+app_launcher.streamlit_command = lambda *a, **k: [sys.executable, sys.argv[1], sys.argv[2]]
+sys.exit(app_launcher.launch(sys.argv[3]))
+"""
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_bau_app_forwards_sigterm_and_sigint_to_its_server(tmp_path, signum):
+    """A stand-in server (a child that records the signal it gets) under the real launcher in its own process."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "server.py").write_text(FAKE_SERVER)
+    (tmp_path / "launcher.py").write_text(LAUNCHER)
+    mark = str(tmp_path / "server")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    launcher = subprocess.Popen([sys.executable, str(tmp_path / "launcher.py"), str(tmp_path / "server.py"), mark,
+                                 str(tmp_path)], cwd=repo, env={**os.environ, "PYTHONPATH": repo},
+                                stdout=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not (os.path.exists(mark + ".pid") and os.path.getsize(mark + ".pid")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    server = int(open(mark + ".pid").read())
+    try:
+        launcher.send_signal(getattr(signal, signum))
+        assert launcher.wait(timeout=30) == 0  # the server's own exit status
+        assert open(mark + ".signal").read() == str(int(getattr(signal, signum)))
+        with pytest.raises(ProcessLookupError):  # stopped and reaped, not left running
+            os.kill(server, 0)
+    finally:
+        for pid in (server, launcher.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
