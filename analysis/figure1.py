@@ -18,7 +18,7 @@ Runs are picked by their labels in the sweep's summary.json:
     aug_prob            p
 
 Writes ``<out>/figure1.png``, ``.pdf`` and ``.json`` (every plotted number, with the run it comes
-from). Features are extracted once per run and cached in the run folder (``features_*.npz``).
+from). Features are extracted once per run and cached next to its checkpoint (``bau.features.feature_set``).
 """
 from __future__ import annotations
 
@@ -26,8 +26,9 @@ import argparse
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
-from analysis.sweep_data import (choose_target, dataset_label, echo_for, load_runs, run_cli,
-                                 run_features, select_runs, sweep_arguments, target_geometry)
+from analysis.sweep_data import (choose_target, dataset_label, echo_for, p_of, run_cli, run_features, select_runs,
+                                 sweep_arguments, target_geometry)
+from bau.runs import sweep_runs
 
 # Colours of the two quantities of panel (b): neither is a method, a domain or ID/OOD, so not
 # the blue/orange those have in panels (a) and (c): near-black and the colour-blind palette's purple.
@@ -40,7 +41,7 @@ def compute(args: argparse.Namespace) -> Dict[str, Any]:
     from analysis.geometry import uniformity
 
     echo = echo_for(args)
-    runs = load_runs(args.sweep)
+    runs = sweep_runs(args.sweep)
     ood = select_runs(runs, args.sweep, skip_unfinished=args.skip_unfinished, method="baseline")
     ident = select_runs(runs, args.sweep, required=False, skip_unfinished=args.skip_unfinished,
                         method="baseline_id")
@@ -53,7 +54,7 @@ def compute(args: argparse.Namespace) -> Dict[str, Any]:
     performance: List[Dict[str, Any]] = []
     for setting, chosen in (("ID", ident), ("OOD", ood)):
         for r in chosen:
-            performance.append({"setting": setting, "p": r.p, "run": r.name, "mAP": 100 * r.metric(target, "mAP"),
+            performance.append({"setting": setting, "p": p_of(r), "run": r.name, "mAP": 100 * r.metric(target, "mAP"),
                                 "rank1": 100 * r.metric(target, "rank1")})
     geometry: List[Dict[str, Any]] = []
     for r in ood:
@@ -64,14 +65,14 @@ def compute(args: argparse.Namespace) -> Dict[str, Any]:
                           max_per_domain=args.max_per_domain, seed=args.seed, echo=echo)
         per_source = {}
         for d, name in enumerate(sources):
-            feats = sf["features"][sf["domains"] == d]
+            feats = sf.features[sf.domains == d]
             per_source[name] = -uniformity(feats, normalize=True) if len(feats) >= 2 else float("nan")
-        geometry.append({"p": r.p, "run": r.name, "alignment": geo["alignment"], "uniformity": geo["uniformity"],
+        geometry.append({"p": p_of(r), "run": r.name, "alignment": geo["alignment"], "uniformity": geo["uniformity"],
                          "neg_uniformity_target": -geo["uniformity"],
-                         "neg_uniformity_source": -uniformity(sf["features"], normalize=True),
+                         "neg_uniformity_source": -uniformity(sf.features, normalize=True),
                          "neg_uniformity_per_source": per_source,
-                         "num_target_images": int(len(tf["features"])),
-                         "num_source_images": int(len(sf["features"]))})
+                         "num_target_images": len(tf),
+                         "num_source_images": len(sf)})
     return {"sweep": args.sweep, "target": target, "sources": list(ood[0].config().data.sources),
             "performance": performance, "geometry": geometry}
 

@@ -29,8 +29,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from analysis.sweep_data import (METHOD_NAMES, Run, choose_target, echo_for, load_runs, run_cli, same_p,
-                                 select_runs, sweep_arguments)
+from analysis.sweep_data import METHOD_NAMES, choose_target, echo_for, p_of, run_cli, select_runs, sweep_arguments
+from bau.runs import Run, same_value, sweep_runs
 
 ROW_METHODS = ("baseline", "bau")
 
@@ -60,13 +60,13 @@ def compute(args: argparse.Namespace) -> Dict[str, Any]:
     from bau.device import resolve_device
 
     echo = echo_for(args)
-    runs = load_runs(args.sweep)
+    runs = sweep_runs(args.sweep)
     rows = {"baseline": select_runs(runs, args.sweep, skip_unfinished=args.skip_unfinished, method="baseline"),
             "bau": select_runs(runs, args.sweep, required=False, skip_unfinished=args.skip_unfinished, method="bau")}
     methods = [m for m in ROW_METHODS if rows[m]]
     if "bau" not in methods:
         echo("note: no method=bau runs in the sweep; Figure 2 shows the baseline only")
-    ps = [r.p for r in rows["baseline"]]
+    ps = [p_of(r) for r in rows["baseline"]]
     target = args.target or choose_target(rows["baseline"], None)
     if args.images:
         for path in args.images:
@@ -85,11 +85,11 @@ def compute(args: argparse.Namespace) -> Dict[str, Any]:
     records: List[Dict[str, Any]] = []
     for mi, method in enumerate(methods):
         for pi, p in enumerate(ps):
-            run = next((r for r in rows[method] if same_p(r.p, p)), None)
+            run = next((r for r in rows[method] if same_value(p_of(r), p)), None)
             if run is None:
                 continue
             echo(f"Grad-CAM of {run.name}")
-            model, _, cfg = model_from_checkpoint(run.checkpoint, device)
+            model, _, cfg = model_from_checkpoint(run.checkpoint("last"), device)
             if (cfg.data.height, cfg.data.width) != (h, w):
                 raise BauError(f"run {run.path}: image size {cfg.data.height}x{cfg.data.width} differs from "
                                f"{h}x{w} of the other runs; Figure 2 needs one size")
@@ -99,7 +99,7 @@ def compute(args: argparse.Namespace) -> Dict[str, Any]:
                 maps[ii, mi, pi] = cam
                 overlays[(ii, mi, pi)] = overlay(rgb, cam)
                 records.append({"image": path, "method": method, "p": p, "run": run.name,
-                                "checkpoint": run.checkpoint, "cam_mean": float(cam.mean()),
+                                "checkpoint": run.checkpoint("last"), "cam_mean": float(cam.mean()),
                                 "cam_area_above_0.5": float((cam > 0.5).mean())})
             del model
             if device.type == "cuda":

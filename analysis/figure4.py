@@ -29,8 +29,9 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from analysis.sweep_data import (METHOD_NAMES, Run, choose_target, dataset_label, echo_for, line_style, load_runs,
-                                 one_run, run_cli, run_features, select_runs, sweep_arguments, target_geometry)
+from analysis.sweep_data import (METHOD_NAMES, choose_target, dataset_label, echo_for, line_style, method_of, one_run,
+                                 p_of, run_cli, run_features, select_runs, sweep_arguments, target_geometry)
+from bau.runs import Run, sweep_runs
 
 GEOMETRY_METHODS = ("baseline", "bau")
 
@@ -46,7 +47,7 @@ def compute_geometry(args: argparse.Namespace, runs: List[Run]) -> Dict[str, Any
         for r in chosen[method]:
             geo = target_geometry(run_features(r, [target], "test", root=args.data_root, device=args.device,
                                                echo=echo))
-            rows.append({"method": method, "p": r.p, "run": r.name, "alignment": geo["alignment"],
+            rows.append({"method": method, "p": p_of(r), "run": r.name, "alignment": geo["alignment"],
                          "uniformity": geo["uniformity"], "mAP": 100 * r.metric(target, "mAP")})
     return {"sweep": args.sweep, "target": target, "rows": rows}
 
@@ -61,13 +62,13 @@ def tsne_panel(run: Run, target: str, args: argparse.Namespace) -> Dict[str, Any
     kw = dict(root=args.data_root, device=args.device, max_per_domain=args.max_per_domain, seed=args.seed, echo=echo)
     src = run_features(run, sources, "train", **kw)
     tgt = run_features(run, [target], "test", **kw)
-    feats = np.concatenate([src["features"], tgt["features"]])
-    domains = np.concatenate([src["domains"], np.full(len(tgt["features"]), len(sources))])
+    feats = np.concatenate([src.features, tgt.features])
+    domains = np.concatenate([src.domains, np.full(len(tgt), len(sources))])
     names = [dataset_label(n) for n in sources] + [dataset_label(target) + " (target)"]
     neg_uniform = {k: -v for k, v in uniformity_by_group(feats, domains, names=names, normalize=True).items()}
     echo(f"t-SNE of {run.name} ({len(feats)} points)")
     emb = tsne(feats, seed=args.seed, perplexity=args.perplexity, n_iter=args.tsne_iters, n_jobs=1)
-    return {"run": run.name, "method": run.method, "p": run.p, "domain_names": names,
+    return {"run": run.name, "method": method_of(run), "p": p_of(run), "domain_names": names,
             "neg_uniformity": neg_uniform, "domains": domains, "embedding": emb}
 
 
@@ -121,7 +122,7 @@ def _body(args: argparse.Namespace) -> None:
     from analysis.plotting import save_figure
 
     echo = echo_for(args)
-    runs = load_runs(args.sweep)
+    runs = sweep_runs(args.sweep)
     # every run either panel needs is looked up before anything is computed or written
     with_domain = one_run(runs, args.sweep, skip_unfinished=args.skip_unfinished, method="bau", aug_prob=args.p)
     without = one_run(runs, args.sweep, required=False, skip_unfinished=args.skip_unfinished,

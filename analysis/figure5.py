@@ -25,8 +25,9 @@ import os
 import sys
 from typing import Any, Dict, Optional, Sequence
 
-from analysis.sweep_data import (METHOD_NAMES, choose_target, dataset_label, echo_for, line_style, load_runs,
-                                 one_run, run_cli, select_runs, sweep_arguments)
+from analysis.sweep_data import (METHOD_NAMES, choose_target, dataset_label, echo_for, line_style, one_run, p_of,
+                                 run_cli, select_runs, sweep_arguments)
+from bau.runs import sweep_runs
 
 WEIGHTING_METHODS = ("bau", "bau_noweight")
 
@@ -35,7 +36,7 @@ def compute_performance(args: argparse.Namespace, runs) -> Dict[str, Any]:
     chosen = {m: select_runs(runs, args.sweep, skip_unfinished=args.skip_unfinished, method=m)
               for m in WEIGHTING_METHODS}
     target = choose_target(chosen["bau"] + chosen["bau_noweight"], args.target)
-    rows = [{"method": m, "p": r.p, "run": r.name, "mAP": 100 * r.metric(target, "mAP"),
+    rows = [{"method": m, "p": p_of(r), "run": r.name, "mAP": 100 * r.metric(target, "mAP"),
              "rank1": 100 * r.metric(target, "rank1")} for m in WEIGHTING_METHODS for r in chosen[m]]
     return {"sweep": args.sweep, "target": target, "rows": rows}
 
@@ -60,26 +61,28 @@ def plot_performance(data: Dict[str, Any]):
 
 
 def _body(args: argparse.Namespace) -> None:
-    from analysis.galleries import plot_weight_gallery, select_evenly, weight_scores_from_checkpoint
+    from analysis.galleries import plot_weight_gallery, select_evenly
     from analysis.plotting import save_figure
+    from bau.device import resolve_device
+    from bau.weight_scores import checkpoint_weight_scores
 
     echo = echo_for(args)
-    from bau.device import resolve_device
 
-    runs = load_runs(args.sweep)
+    runs = sweep_runs(args.sweep)
     performance = compute_performance(args, runs)
     run = one_run(runs, args.sweep, skip_unfinished=args.skip_unfinished, method="bau", aug_prob=args.p)
     written = save_figure(plot_performance(performance), os.path.join(args.out, f"{args.name}a"), performance)
 
     echo(f"weight scores of {run.name}")
-    pairs = weight_scores_from_checkpoint(run.checkpoint, root=args.data_root, seed=args.seed,
-                                          device=resolve_device(args.device))
+    checkpoint = run.checkpoint("last")
+    pairs = checkpoint_weight_scores(checkpoint, root=args.data_root, seed=args.seed,
+                                     device=resolve_device(args.device)).pairs()
     shown = select_evenly(pairs, args.columns)
     fig, axes = plot_weight_gallery(shown, num=None)
-    fig.suptitle(f"(b) weight score $w$ of augmented views (BAU, p = {run.p:g})", fontsize=8)
+    fig.suptitle(f"(b) weight score $w$ of augmented views (BAU, p = {p_of(run):g})", fontsize=8)
     fig.tight_layout(pad=0.3, rect=(0, 0, 1, 0.92))
     shown_ids = {id(p) for p in shown}
-    data = {"sweep": args.sweep, "run": run.name, "checkpoint": run.checkpoint, "seed": args.seed,
+    data = {"sweep": args.sweep, "run": run.name, "checkpoint": checkpoint, "seed": args.seed,
             "pairs": [{"path": p.path, "pid": p.pid, "weight": p.weight, "shown": id(p) in shown_ids} for p in pairs]}
     written += save_figure(fig, os.path.join(args.out, f"{args.name}b"), data)
     echo("wrote " + ", ".join(written))

@@ -1,10 +1,9 @@
 """Image galleries: the weight scores of augmented views (Figure 5b) and ranked retrieval lists.
 
-Weight gallery: a P x K batch of training images is drawn the way training draws one (the P x K
-sampler), each image gets its original and augmented view from the run's transforms, both go
-through the model in eval mode, and ``bau.losses.reciprocal_weights`` (Eq. 4) gives the
-``[B, B]`` Jaccard weights; the gallery shows, per image, the weight of its augmented view with
-its own original, ``w[i, i]``. Sorted by ``w``, badly corrupted views come first.
+Weight gallery: ``bau.weight_scores`` draws a P x K batch of training images the way training
+draws one, an original and an augmented view per image, and computes ``w[i, i]`` (Eq. 4): the
+weight of each augmented view with its own original. The gallery shows them sorted by ``w``
+(badly corrupted views first), originals on top, augmented views below.
 
 Retrieval: one query's gallery ranked by distance with the Market-1501 filter of
 ``bau.evaluation`` (gallery images of the query's identity taken by the query's camera are
@@ -12,108 +11,13 @@ dropped), and a plot with true matches framed in green and false ones in red.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, List, NamedTuple, Optional, Sequence
+from typing import Any, List, NamedTuple, Optional, Sequence
 
 import numpy as np
-import torch
 
-from bau.config import Config
 from bau.errors import BauError
 from bau.evaluation import top_k_gallery
-
-
-@dataclass
-class WeightedPair:
-    """One training image of the weight gallery."""
-
-    path: str
-    pid: int
-    weight: float  # w[i, i] of Eq. 4: the augmented view's weight with its own original
-    original: np.ndarray  # [H, W, 3] float RGB in [0, 1], the original view as the model saw it
-    augmented: np.ndarray  # [H, W, 3] float RGB in [0, 1], the augmented view
-
-
-@torch.no_grad()
-def _features(model: torch.nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    device = next(model.parameters()).device
-    return torch.cat([model(images[s:s + batch_size].to(device)).float().cpu()
-                      for s in range(0, len(images), batch_size)])
-
-
-def weight_scores(model: torch.nn.Module, items: Sequence[tuple], cfg: Config, num_ids: Optional[int] = None,
-                  num_instances: Optional[int] = None, k: Optional[int] = None, seed: int = 0,
-                  transform: Optional[Callable] = None) -> List[WeightedPair]:
-    """Weights ``w[i, i]`` (Eq. 4) of a P x K batch of training images, lowest first (Figure 5b).
-
-    Args:
-        model: a ``ReIDModel``; run in eval mode (its mode is restored afterwards).
-        items: training items ``(path, pid, camid[, domain])``.
-        cfg: the run's config: image size, augmentation settings, ``loss.k``, P and K defaults.
-        num_ids, num_instances: P and K of the batch (default: the config's).
-        k: neighbourhood size of Eq. 4 (default ``cfg.loss.k``).
-        seed: seeds the batch choice and the augmentation draws; the global torch RNG is left as it was.
-        transform: ``PIL image -> (original view, augmented view)``; default the run's
-            ``bau.data.transforms.build_transforms``.
-
-    Returns:
-        One ``WeightedPair`` per image of the batch, sorted by ascending weight.
-    """
-    from bau.data.images import read_image
-    from bau.data.samplers import PKSampler
-    from bau.data.transforms import build_transforms, denormalize
-    from bau.losses import reciprocal_weights
-
-    if not items:
-        raise BauError("weight gallery: no training items given")
-    p = cfg.data.num_ids if num_ids is None else num_ids
-    kk = cfg.data.num_instances if num_instances is None else num_instances
-    k = cfg.loss.k if k is None else k
-    pids = [int(it[1]) for it in items]
-    p = min(p, len(set(pids)))  # a small training set gives a smaller batch rather than an error
-    batch = PKSampler(pids, num_instances=kk, num_ids=p, seed=seed).global_batches()[0]
-    if transform is None:
-        d = cfg.data
-        transform = build_transforms(d.height, d.width, d.aug_prob, d.randaugment, d.color_jitter, d.random_erasing)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        views = [transform(read_image(items[i][0])) for i in batch]
-    originals = torch.stack([v[0] for v in views])
-    augmented = torch.stack([v[1] for v in views])
-    was_training = model.training
-    model.eval()
-    try:
-        f_orig = _features(model, originals, cfg.eval.batch_size)
-        f_aug = _features(model, augmented, cfg.eval.batch_size)
-    finally:
-        model.train(was_training)
-    w = reciprocal_weights(f_orig, f_aug, k).diagonal()
-    pairs = [WeightedPair(path=str(items[i][0]), pid=pids[i], weight=float(w[j]),
-                          original=denormalize(originals[j]).permute(1, 2, 0).numpy(),
-                          augmented=denormalize(augmented[j]).permute(1, 2, 0).numpy())
-             for j, i in enumerate(batch)]
-    order = sorted(range(len(pairs)), key=lambda j: (pairs[j].weight, j))
-    return [pairs[j] for j in order]
-
-
-def training_items(cfg: Config, root: Optional[str] = None) -> List[tuple]:
-    """The merged training list ``(path, pid, camid, domain)`` of a run's ``data.sources``."""
-    from bau.data.datasets import build_dataset
-    from bau.data.multisource import combine
-
-    root = cfg.data.root if root is None else root
-    sources = [build_dataset(n, root, split=0, split_seed=cfg.data.split_seed, num_splits=cfg.data.num_splits)
-               for n in cfg.data.sources]
-    return combine(sources, list(cfg.data.sources)).train
-
-
-def weight_scores_from_checkpoint(checkpoint: str, root: Optional[str] = None, seed: int = 0,
-                                  device: str | torch.device = "cpu", **kwargs: Any) -> List[WeightedPair]:
-    """``weight_scores`` for a checkpoint on its own training sources (data under ``root`` or the run's ``data.root``)."""
-    from bau.checkpoint import model_from_checkpoint
-
-    model, _, cfg = model_from_checkpoint(checkpoint, device)
-    return weight_scores(model, training_items(cfg, root), cfg, seed=seed, **kwargs)
+from bau.weight_scores import WeightedPair
 
 
 def select_evenly(pairs: Sequence[Any], num: int) -> List[Any]:
@@ -130,7 +34,7 @@ def plot_weight_gallery(pairs: Sequence[WeightedPair], num: Optional[int] = 8, p
     """Figure 5b: original views on the top row, their augmented views below, ``w`` above each column.
 
     Args:
-        pairs: from ``weight_scores`` (sorted by weight).
+        pairs: from ``bau.weight_scores.WeightScores.pairs`` (sorted by weight).
         num: columns, picked evenly from low to high weight (None: all pairs).
         panel_width: inches per column.
 

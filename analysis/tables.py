@@ -36,8 +36,9 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from analysis.sweep_data import Run, base_dataset, dataset_label, load_runs, run_cli, same_p
+from analysis.sweep_data import base_dataset, dataset_label, run_cli
 from bau.errors import BauError
+from bau.runs import Run, same_value, sweep_runs
 
 CHECK = "\u2713"
 # Loss switches of the full objective (Eq. 9) and the augmentation switches: the fixed context
@@ -150,7 +151,7 @@ def matches(cfg: Dict[str, Any], spec: Dict[str, Any], p: float) -> bool:
             want = p
         have = cfg[key]
         if isinstance(want, float):
-            if not same_p(have, want):
+            if not same_value(have, want):
                 return False
         elif have != want:
             return False
@@ -178,7 +179,7 @@ def collect(sweeps: Sequence[str], note: Callable[[str], None]) -> List[Tuple[Se
     """Every finished DG run of the sweeps, once per target it was evaluated on: (setting, run, flat config)."""
     out = []
     for sweep in sweeps:
-        runs = load_runs(sweep)
+        runs = sweep_runs(sweep)
         unfinished = [r.name for r in runs if r.status != "finished"]
         if unfinished:
             note(f"note: {sweep}: {len(unfinished)} unfinished runs left out ({', '.join(unfinished)})")
@@ -187,7 +188,7 @@ def collect(sweeps: Sequence[str], note: Callable[[str], None]) -> List[Tuple[Se
                 continue
             cfg = flat_config(run)
             source_bases = {base_dataset(s).lower() for s in cfg["data.sources"]}
-            for target in run.results().get("metrics", {}):
+            for target in run.metrics():
                 if base_dataset(target).lower() in source_bases:
                     continue  # trained on its target: in-distribution, not a DG ablation
                 out.append((Setting(tuple(cfg["data.sources"]), target), run, cfg))
@@ -205,7 +206,7 @@ def build_table(table: Table, entries: List[Tuple[Setting, Run, Dict[str, Any]]]
             settings.append(setting)
     unique_ps: List[float] = []
     for q in sorted(float(cfg["data.aug_prob"]) for _, _, cfg in entries):
-        if not any(same_p(q, u) for u in unique_ps):
+        if not any(same_value(q, u) for u in unique_ps):
             unique_ps.append(q)
     labels = [s.label for s in settings]
     # abbreviations can collide (cuhk03 and cuhk03_labeled are both C3): then the full names

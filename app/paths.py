@@ -7,6 +7,10 @@ runs folder (``os.path.commonpath``); anything else is refused with a ``BauError
 
 The dataset root is the exception by design: images live outside the runs folder. It only has
 to be an existing folder; the dataset classes then read their own layouts from it.
+
+Every path the user gives goes through ``checked_path`` first: a NUL byte, another control
+character or text the file system cannot encode is a ``BauError`` saying so, shown in the page,
+never a traceback from deep inside ``os``.
 """
 from __future__ import annotations
 
@@ -18,6 +22,27 @@ from bau.errors import BauError
 
 # Set by ``bau.app_launcher`` / the tests when ``--runs`` cannot be passed on the command line.
 RUNS_ENV = "BAU_APP_RUNS"
+
+
+def checked_path(path: str, what: str = "path") -> str:
+    """``path`` with surrounding blanks removed, or a ``BauError`` when it is empty or cannot be a file name.
+
+    Refused: NUL and other control characters (``\\x00``-``\\x1f``, ``\\x7f``), and characters the
+    file system's encoding cannot represent (e.g. a lone surrogate from a malformed URL).
+    """
+    path = str(path).strip()
+    if not path:
+        raise BauError(f"{what}: empty path")
+    bad = sorted({c for c in path if ord(c) < 32 or ord(c) == 127})
+    if bad:
+        names = ", ".join("NUL" if c == "\x00" else f"\\x{ord(c):02x}" for c in bad)
+        raise BauError(f"{what} {path!r}: contains the control character{'s' if len(bad) > 1 else ''} {names}; "
+                       f"expected a file path")
+    try:
+        os.fsencode(path)
+    except UnicodeError:
+        raise BauError(f"{what} {path!r}: contains characters that cannot be part of a file path here") from None
+    return path
 
 
 def runs_root_from(argv: Sequence[str], env: Optional[dict] = None) -> str:
@@ -34,6 +59,7 @@ def runs_root_from(argv: Sequence[str], env: Optional[dict] = None) -> str:
     if not given:
         raise BauError("runs folder: none given; start the app with `bau app --runs RUNS` "
                        "or `streamlit run app/main.py -- --runs RUNS`")
+    given = checked_path(given, "runs folder")
     real = os.path.realpath(os.path.expanduser(given))
     if not os.path.isdir(real):
         raise BauError(f"runs folder {given}: not a folder (expected the folder holding run or sweep folders)")
@@ -57,9 +83,7 @@ def resolve_inside(root: str, path: str, what: str = "path") -> str:
         path: what the user typed or passed.
         what: how the message names the path ("checkpoint", "run", ...).
     """
-    path = str(path).strip()
-    if not path:
-        raise BauError(f"{what}: empty path")
+    path = checked_path(path, what)
     candidate = path if os.path.isabs(path) else os.path.join(root, path)
     real = os.path.realpath(candidate)
     if not is_inside(root, real):
@@ -74,9 +98,10 @@ def resolve_data_root(configured: str, override: str = "", run_dir: Optional[str
     ran), then against the run folder. The result must be an existing folder.
     """
     if override.strip():
-        real = os.path.realpath(os.path.expanduser(override.strip()))
+        given = checked_path(override, "dataset root")
+        real = os.path.realpath(os.path.expanduser(given))
         if not os.path.isdir(real):
-            raise BauError(f"dataset root {override.strip()}: not a folder (expected the folder holding the datasets)")
+            raise BauError(f"dataset root {given}: not a folder (expected the folder holding the datasets)")
         return real
     candidates = [configured] if os.path.isabs(configured) else [configured] + (
         [os.path.join(run_dir, configured)] if run_dir else [])

@@ -1,13 +1,17 @@
-"""What every page shares: the runs folder, the sidebar choices, the model cache, error display.
+"""What every page shares: the runs folder, the sidebar choices, the model lock, error display.
 
 ``main.py`` calls ``build_context()`` once per script run (it draws the sidebar) and stores the
 result in ``st.session_state``; the pages read it back with ``context()``. The choices are also
 mirrored into the URL (``?run=NAME``) so a view can be shared; a ``run`` parameter is checked
 like any typed path (it must lead inside the runs folder).
 
-Errors a user can cause (a corrupt checkpoint, a path outside the runs folder, a missing
-dataset) are ``BauError``s: ``show_errors`` turns them into an ``st.error`` box in the page and
-the app keeps running.
+Errors a user can cause (a corrupt checkpoint, a path outside the runs folder or with a NUL byte,
+a missing dataset) are ``BauError``s: ``show_errors`` turns them into an ``st.error`` box in the
+page and the app keeps running.
+
+Runs, models and cached features come from the run layer (``bau.runs``, ``bau.checkpoint.load_model``,
+``bau.features.feature_set``); what is Streamlit's here is the short-lived cache of the run list
+(``st.cache_data``) and one lock per checkpoint shared by all sessions (``st.cache_resource``).
 """
 from __future__ import annotations
 
@@ -16,16 +20,15 @@ import sys
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, List, Optional
 
 import streamlit as st
 import torch
 
-from app.cache import DiskCache, file_identity
 from app.paths import resolve_data_root, resolve_inside, runs_root_from
-from app.runs import RunInfo, discover_runs, read_config
-from bau.config import Config
+from bau.cache import DiskCache
 from bau.errors import BauError
+from bau.runs import Run, discover_runs
 
 OTHER_CHECKPOINT = "other file..."
 _KEY = "_bau_context"
@@ -34,10 +37,9 @@ _KEY = "_bau_context"
 @dataclass
 class AppContext:
     runs_root: str
-    runs: List[RunInfo]
-    cache: DiskCache
+    runs: List[Run]
     device: str
-    run: Optional[RunInfo] = None
+    run: Optional[Run] = None
     checkpoint: Optional[str] = None  # a real path under runs_root
     data_root_override: str = ""
     problems: List[str] = field(default_factory=list)  # sidebar errors, shown on every page
@@ -45,7 +47,7 @@ class AppContext:
     def run_config(self) -> dict:
         if self.run is None:
             raise BauError("no run selected (pick one in the sidebar)")
-        return read_config(self.run.path)
+        return self.run.config_dict()
 
     def data_root(self) -> str:
         cfg = self.run_config()
@@ -59,25 +61,8 @@ class AppContext:
 
 
 @st.cache_data(ttl=5, show_spinner=False)
-def _discover(root: str) -> List[RunInfo]:
+def _discover(root: str) -> List[Run]:
     return discover_runs(root)
-
-
-@st.cache_resource(max_entries=2, show_spinner=False)
-def _load_model(path: str, mtime_ns: int, size: int, device: str) -> Tuple[torch.nn.Module, Config]:
-    from bau.checkpoint import model_from_checkpoint
-
-    model, _, cfg = model_from_checkpoint(path, device)
-    return model, cfg
-
-
-def load_model(path: str, device: str) -> Tuple[torch.nn.Module, Config]:
-    """``(model, cfg)`` of a checkpoint, kept in memory per (path, mtime, size, device).
-
-    A failed load (``BauError``) is not cached, so fixing the file and reloading works.
-    """
-    ident = file_identity(path)
-    return _load_model(ident["path"], ident["mtime_ns"], ident["size"], device)
 
 
 @st.cache_resource(show_spinner=False)
@@ -99,10 +84,9 @@ def build_context() -> AppContext:
     sb = st.sidebar.container()  # filled below; the reload button under it is read first
     if st.sidebar.button("Reload run list", help="Look for new runs under the runs folder"):
         _discover.clear()
-    ctx = AppContext(runs_root=root, runs=_discover(root), cache=DiskCache.for_runs(root),
-                     device="cuda" if torch.cuda.is_available() else "cpu")
-    sb.caption(f"Runs folder: `{root}`  \n{len(ctx.runs)} run{'' if len(ctx.runs) == 1 else 's'} · device {ctx.device}"
-               + ("" if ctx.cache.enabled else " · cache off (folder not writable)"))
+    ctx = AppContext(runs_root=root, runs=_discover(root), device="cuda" if torch.cuda.is_available() else "cpu")
+    sb.caption(f"Runs folder: `{root}`  \n{len(ctx.runs)} run{'' if len(ctx.runs) == 1 else 's'} · "
+               f"device {ctx.device}")
     if not ctx.runs:
         return ctx
     names = [r.name for r in ctx.runs]
@@ -121,7 +105,7 @@ def build_context() -> AppContext:
     if st.query_params.get("run") != name:
         st.query_params["run"] = name
 
-    options = ctx.run.checkpoints + [OTHER_CHECKPOINT]
+    options = ctx.run.checkpoints() + [OTHER_CHECKPOINT]
     choice = sb.selectbox("Checkpoint", options, key="checkpoint_choice")
     typed = ""
     if choice == OTHER_CHECKPOINT:
@@ -136,6 +120,8 @@ def build_context() -> AppContext:
         except BauError as e:
             ctx.checkpoint = None
             ctx.problems.append(str(e))
+    if ctx.checkpoint and not DiskCache.for_checkpoint(ctx.checkpoint).enabled:
+        sb.caption("Cache off: the checkpoint's folder is not writable, so features are recomputed on every visit.")
 
     try:
         configured = str(ctx.run_config().get("data", {}).get("root", ""))

@@ -4,12 +4,19 @@ The app runs in a child process, ``python -m streamlit run app/main.py -- --runs
 same interpreter, so it sees the same installed packages. It listens on ``127.0.0.1`` by default:
 the app reads checkpoints and images from disk and is meant for the researcher at this machine
 (or behind an SSH tunnel), not for the network.
+
+``bau app`` stays in the foreground while the server runs and forwards SIGTERM and SIGINT to it,
+then waits for it: stopping ``bau app`` (Ctrl-C, ``kill``, a job scheduler) stops the server
+too instead of leaving it running without a parent.
 """
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from typing import List, Sequence
 
 from bau.errors import BauError
@@ -44,7 +51,43 @@ def launch(runs_dir: str, port: int = 8501, host: str = "127.0.0.1", extra_args:
     except ImportError:
         raise BauError("bau app: streamlit is not installed (pip install streamlit)") from None
     print(f"bau app: serving {os.path.abspath(runs_dir)} on http://{host}:{port} (Ctrl-C to stop)", flush=True)
+    return run_forwarding_signals(streamlit_command(runs_dir, port, host, extra_args))
+
+
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# After a forwarded signal, how long the server gets to shut down before it is killed.
+STOP_GRACE_S = 10.0
+
+
+def run_forwarding_signals(command: Sequence[str]) -> int:
+    """Run ``command`` as a child, forward SIGTERM and SIGINT to it, wait for it; returns its exit status
+    (``128 + N`` when a signal N ended it, as a shell reports it)."""
+    child = subprocess.Popen(list(command))
+    forwarded: List[int] = []
+
+    def forward(signum, frame) -> None:
+        forwarded.append(signum)
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():  # handlers can only be set there
+        previous = {s: signal.signal(s, forward) for s in FORWARDED_SIGNALS}
+    deadline = None
     try:
-        return subprocess.call(streamlit_command(runs_dir, port, host, extra_args))
-    except KeyboardInterrupt:
-        return 0
+        while True:
+            try:
+                code = child.wait(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                if forwarded and deadline is None:
+                    deadline = time.monotonic() + STOP_GRACE_S
+                if deadline is not None and time.monotonic() > deadline:
+                    child.kill()  # forwarded, but the server did not stop in time
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if child.poll() is None:  # an exception in this process: never leave the server behind
+            child.kill()
+            child.wait()
+    return 128 - code if code < 0 else code

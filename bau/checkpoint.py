@@ -11,11 +11,16 @@ Layout of the saved dict (all tensors, numbers, strings, lists and dicts)::
     evaluated: False when the epoch's evaluation had not finished when the file was written
 
 No RNG state is stored: every epoch re-seeds from ``(train.seed, epoch)``.
+
+``load_model`` keeps the models of the last few checkpoints in memory, keyed by the checkpoint's
+identity (``checkpoint_identity``: real path, mtime, size), so a retrained or replaced file is
+loaded anew while a figure script or the app asking for the same model again gets it at once.
 """
 from __future__ import annotations
 
+import functools
 import os
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 import torch
 
@@ -78,3 +83,40 @@ def model_from_checkpoint(path: str, device: str | torch.device = "cpu"):
         raise BauError(f"checkpoint {ckpt['path']}: model weights do not match backbone "
                        f"{cfg.model.backbone} ({str(e).splitlines()[0]})") from None
     return model.to(device).eval(), ckpt, cfg
+
+
+def checkpoint_identity(path: str) -> Dict[str, Any]:
+    """What identifies a checkpoint's content cheaply: ``{"path": real path, "mtime_ns", "size"}``.
+
+    Rewriting the file (retraining, replacing ``best.pt``) changes the mtime and usually the size,
+    so anything keyed by the identity (``load_model``, ``bau.cache``) is recomputed.
+    """
+    try:
+        real = os.path.realpath(path)
+        st = os.stat(real)
+    except (OSError, ValueError) as e:
+        raise BauError(f"checkpoint {path!r}: cannot be opened ({type(e).__name__})") from None
+    return {"path": real, "mtime_ns": st.st_mtime_ns, "size": st.st_size}
+
+
+# Two models: a figure or an app page typically alternates between at most two checkpoints, and
+# on a GPU each one holds device memory.
+@functools.lru_cache(maxsize=2)
+def _cached_model(path: str, mtime_ns: int, size: int, device: str) -> Tuple[torch.nn.Module, Any]:
+    model, _, cfg = model_from_checkpoint(path, device)
+    return model, cfg
+
+
+def load_model(path: str, device: str | torch.device = "cpu") -> Tuple[torch.nn.Module, Any]:
+    """``(model, config)`` of a checkpoint in eval mode, kept in memory per (identity, device).
+
+    The model is shared by every caller asking for the same checkpoint: a caller that changes it
+    (train mode, hooks) restores it, and callers in several threads hold a lock around their use
+    (the app's ``model_in_use``). A failed load (``BauError``) is not cached, so fixing the file
+    and asking again works.
+    """
+    from bau.device import resolve_device
+
+    dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
+    ident = checkpoint_identity(path)
+    return _cached_model(ident["path"], ident["mtime_ns"], ident["size"], str(dev))

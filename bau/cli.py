@@ -114,7 +114,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from bau.sweep import run_sweep
 
-    rows = run_sweep(args.config, args.out, args.overrides, progress=not args.quiet, only=args.only)
+    rows = run_sweep(args.config, args.out, args.overrides, progress=not args.quiet, only=args.only, force=args.force)
     done = sum(r["status"] == "finished" for r in rows)
     print(f"sweep {args.out}: {done}/{len(rows)} runs finished; summary in {args.out}/summary.csv")
     return 0
@@ -194,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--config", required=True, help="sweep YAML, e.g. experiments/sweeps/demo.yaml")
     w.add_argument("--out", required=True, help="sweep folder (one run folder per grid point)")
     w.add_argument("--only", nargs="+", metavar="RUN", help="train only these run names")
+    w.add_argument("--force", action="store_true",
+                   help="retrain from scratch the runs trained with other settings than the sweep asks for now")
     w.add_argument("overrides", nargs="*", metavar="section.key=value", help="overrides for every run")
     w.add_argument("--quiet", action="store_true")
     w.set_defaults(func=_cmd_sweep)

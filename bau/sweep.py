@@ -14,6 +14,16 @@ A sweep file::
 Run folders are named after their labels (``method-bau__aug_prob-0.5``); ``summary.json`` and
 ``summary.csv`` list every run with its labels, status and metrics, and the figure scripts find
 runs by label through them.
+
+A sweep folder holds one setting. Each run folder keeps the config it trained with
+(``config.yaml``) and the sweep settings that asked for it (``sweep_run.json``: sweep file,
+base config, overrides, labels). Before anything is trained, every run that has trained (finished
+or interrupted) is compared with the config the sweep asks for now; a difference (say
+``train.epochs=5`` on the command line after a sweep of 4 epochs) stops the sweep with one line
+naming the run and the differing options, so a finished run is never reported for settings it
+did not train. ``--force`` retrains such runs from scratch (their folder is removed first, cached
+features included). Settings that only change how fast a run computes (``RUNTIME_KEYS``) are not
+compared. ``--only`` with a name that is not a run of the sweep is an error.
 """
 from __future__ import annotations
 
@@ -22,14 +32,20 @@ import io
 import itertools
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 import yaml
 
 from bau.atomic import atomic_write_json, atomic_write_text
-from bau.config import load_config, load_yaml
+from bau.config import Config, load_config, load_yaml
 from bau.errors import BauError
+from bau.runs import Run, run_status
+
+SWEEP_RUN_FILE = "sweep_run.json"
+# Options that change where or how fast a run computes, not what it learns: not compared.
+RUNTIME_KEYS = frozenset({"data.workers", "train.threads"})
 
 
 @dataclass
@@ -96,29 +112,13 @@ def load_sweep(path: str) -> Dict[str, Any]:
     return {"base": base, "overrides": common, "runs": runs, "path": path}
 
 
-def run_status(run_dir: str) -> str:
-    results = os.path.join(run_dir, "results.json")
-    if os.path.isfile(results):
-        try:
-            with open(results) as f:
-                if json.load(f).get("finished"):
-                    return "finished"
-        except (OSError, json.JSONDecodeError):
-            pass
-    return "interrupted" if os.path.isfile(os.path.join(run_dir, "last.pt")) else "pending"
-
-
 def write_summary(out: str, sweep: Dict[str, Any]) -> List[Dict[str, Any]]:
     rows = []
     for r in sweep["runs"]:
-        run_dir = os.path.join(out, r.name)
-        row: Dict[str, Any] = {"run": r.name, **r.labels, "status": run_status(run_dir)}
-        if row["status"] == "finished":
-            with open(os.path.join(run_dir, "results.json")) as f:
-                res = json.load(f)
-            for target, m in res.get("metrics", {}).items():
-                for k, v in m.items():
-                    row[f"{target}/{k}"] = v
+        run = Run(os.path.join(out, r.name), r.name, r.labels)
+        row: Dict[str, Any] = {"run": r.name, **r.labels, "status": run.status}
+        if run.status == "finished":
+            row.update(run.final_metrics())
         rows.append(row)
     atomic_write_json(os.path.join(out, "summary.json"), {"sweep": sweep["path"], "base": sweep["base"],
                                                           "overrides": sweep["overrides"], "runs": rows})
@@ -133,32 +133,119 @@ def write_summary(out: str, sweep: Dict[str, Any]) -> List[Dict[str, Any]]:
     return rows
 
 
+def _flat(cfg: Config) -> Dict[str, Any]:
+    return {f"{section}.{key}": value for section, values in cfg.to_dict().items() for key, value in values.items()}
+
+
+def trained_config(run_dir: str) -> Config:
+    """The config a run trained with: its ``config.yaml``, else its ``last.pt``'s."""
+    from bau.checkpoint import load_checkpoint
+    from bau.config import config_from_dict
+
+    if os.path.isfile(os.path.join(run_dir, "config.yaml")):
+        return Run(run_dir).config()
+    return config_from_dict(load_checkpoint(os.path.join(run_dir, "last.pt"))["config"])
+
+
+def config_changes(trained: Config, wanted: Config) -> List[str]:
+    """``["train.epochs 4 -> 5", ...]``: the options (but ``RUNTIME_KEYS``) whose values differ."""
+    have, want = _flat(trained), _flat(wanted)
+    return [f"{k} {have.get(k)!r} -> {want.get(k)!r}" for k in sorted(set(have) | set(want))
+            if k not in RUNTIME_KEYS and have.get(k) != want.get(k)]
+
+
+def _stale_runs(sweep: Dict[str, Any], out: str) -> Dict[str, str]:
+    """``{run name: what differs}`` for every run that trained with other settings than ``sweep`` asks for."""
+    stale = {}
+    for r in sweep["runs"]:
+        run_dir = os.path.join(out, r.name)
+        if run_status(run_dir) == "pending":
+            continue
+        try:
+            wanted = load_config(sweep["base"], sweep["overrides"] + r.overrides)
+            changes = config_changes(trained_config(run_dir), wanted)
+        except BauError as e:
+            changes = [f"its stored config cannot be read ({e})"]
+        if changes:
+            shown = ", ".join(changes[:4]) + (f" and {len(changes) - 4} more" if len(changes) > 4 else "")
+            stale[r.name] = shown
+    return stale
+
+
+def _check_stale(stale: Dict[str, str], selected: List[str], force: bool, out: str) -> List[str]:
+    """The stale runs ``--force`` retrains; any other stale run is a ``BauError`` (one line)."""
+    if not stale:
+        return []
+    blocking = [n for n in stale if not (force and n in selected)]
+    if not blocking:
+        return [n for n in selected if n in stale]
+    name = blocking[0]
+    more = f" ({len(blocking) - 1} more runs differ: {', '.join(blocking[1:])})" if len(blocking) > 1 else ""
+    fix = ("add it to --only to retrain it, or use another --out" if force
+           else "rerun with --force to retrain it from scratch, or use another --out")
+    raise BauError(f"sweep folder {out}: run {name} was trained with other settings than asked now "
+                   f"({stale[name]}){more}; {fix}")
+
+
+def _remove_run(run_dir: str) -> None:
+    """Remove a stale run folder: renamed away first, so a crash never leaves half a folder under its name."""
+    parked = os.path.join(os.path.dirname(run_dir), f".{os.path.basename(run_dir)}.stale-{os.getpid()}")
+    try:
+        os.replace(run_dir, parked)
+        shutil.rmtree(parked)
+    except OSError as e:
+        raise BauError(f"run folder {run_dir}: cannot be removed for retraining ({e.strerror})") from None
+
+
 def run_sweep(path: str, out: str, extra_overrides: Optional[List[str]] = None, progress: bool = True,
-              only: Optional[List[str]] = None, echo=print) -> List[Dict[str, Any]]:
+              only: Optional[List[str]] = None, echo=print, force: bool = False) -> List[Dict[str, Any]]:
+    """Train the sweep's runs into ``out`` (skip finished, resume interrupted); returns the summary rows.
+
+    Args:
+        path: the sweep file.
+        out: the sweep folder.
+        extra_overrides: ``section.key=value`` for every run (after the sweep file's).
+        only: train only these runs (names as in the sweep); an unknown name is a ``BauError``.
+        force: retrain (from scratch) the selected runs that trained with other settings.
+
+    Raises:
+        BauError: an unknown ``only`` name, or a run trained with other settings (without ``force``).
+    """
     from bau.trainer import Trainer, resume_config
 
     sweep = load_sweep(path)
     if extra_overrides:
         sweep["overrides"] = sweep["overrides"] + list(extra_overrides)
+    names = [r.name for r in sweep["runs"]]
+    unknown = [n for n in (only or []) if n not in names]
+    if unknown:
+        raise BauError(f"--only {' '.join(unknown)}: not a run of sweep file {path}; its runs are: {', '.join(names)}")
+    runs = [r for r in sweep["runs"] if not only or r.name in only]
+    retrain = set(_check_stale(_stale_runs(sweep, out), [r.name for r in runs], force, out))
     os.makedirs(out, exist_ok=True)
     atomic_write_text(os.path.join(out, "sweep.yaml"), yaml.safe_dump(
         {"source": path, "base": sweep["base"], "overrides": sweep["overrides"],
          "runs": [{"name": r.name, "labels": r.labels, "overrides": r.overrides} for r in sweep["runs"]]},
         sort_keys=False))
-    runs = [r for r in sweep["runs"] if not only or r.name in only]
     for i, r in enumerate(runs, 1):
         run_dir = os.path.join(out, r.name)
+        if r.name in retrain:
+            echo(f"[{i}/{len(runs)}] {r.name}: trained with other settings, removed (--force)")
+            _remove_run(run_dir)
         status = run_status(run_dir)
         if status == "finished":
             echo(f"[{i}/{len(runs)}] {r.name}: finished, skipped")
             continue
         if status == "interrupted":
             echo(f"[{i}/{len(runs)}] {r.name}: resuming")
-            Trainer(resume_config(run_dir), run_dir, resume=True, progress=progress, echo=echo).fit()
+            trainer = Trainer(resume_config(run_dir), run_dir, resume=True, progress=progress, echo=echo)
         else:
             echo(f"[{i}/{len(runs)}] {r.name}: training")
             cfg = load_config(sweep["base"], sweep["overrides"] + r.overrides)
-            Trainer(cfg, run_dir, progress=progress, echo=echo).fit()
+            trainer = Trainer(cfg, run_dir, progress=progress, echo=echo)
+        atomic_write_json(os.path.join(run_dir, SWEEP_RUN_FILE), {
+            "sweep": path, "base": sweep["base"], "overrides": sweep["overrides"] + r.overrides, "labels": r.labels})
+        trainer.fit()
         write_summary(out, sweep)
     return write_summary(out, sweep)
 

@@ -12,17 +12,19 @@ import pytest
 import torch
 import yaml
 
-from app.cache import DiskCache, cache_key, file_identity
-from app.embeddings import cached_features, cached_geometry, cached_tsne, subsample_per_domain
-from app.paths import RUNS_ENV, is_inside, resolve_data_root, resolve_inside, runs_root_from
-from app.runs import (config_differences, discover_runs, downsample_steps, final_metrics, flatten, loss_terms,
-                      read_log, runs_table, short_names)
-from app.weights import pk_batch, weight_scores
-from bau.checkpoint import model_from_checkpoint
+from app.embeddings import cached_geometry, cached_tsne
+from app.paths import RUNS_ENV, checked_path, is_inside, resolve_data_root, resolve_inside, runs_root_from
+from app.runs import (config_differences, downsample_steps, flatten, log_frames, loss_terms, runs_table,
+                      short_names)
+from bau.cache import DiskCache, cache_key
+from bau.checkpoint import checkpoint_identity, model_from_checkpoint
 from bau.config import load_config
 from bau.errors import BauError
+from bau.features import feature_set, subsample_per_domain
 from bau.losses import reciprocal_weights
+from bau.runs import Run, discover_runs
 from bau.trainer import Trainer
+from bau.weight_scores import batch_with, weight_scores
 from tests.conftest import tiny_overrides
 
 MAIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app", "main.py")
@@ -81,6 +83,17 @@ def test_resolve_inside_refuses_paths_leading_out(tmp_path):
     assert not is_inside(real, str(tmp_path / "runs2"))
 
 
+@pytest.mark.parametrize("bad, message", [("solo\x00", "control character NUL"), ("so\nlo", "control character .x0a"),
+                                          ("\ud800run", "cannot be part of a file path")])
+def test_invalid_characters_in_paths_are_a_clear_error(tmp_path, bad, message):
+    real = os.path.realpath(tmp_path)
+    for call in (lambda: resolve_inside(real, bad, "run"), lambda: resolve_data_root("x", override=bad),
+                 lambda: runs_root_from(["--runs", bad], env={})):
+        with pytest.raises(BauError, match=message):
+            call()
+    assert checked_path("  sweep/é  ") == "sweep/é"
+
+
 def test_runs_root_from_argv_env_and_errors(tmp_path):
     assert runs_root_from(["--runs", str(tmp_path)], env={}) == os.path.realpath(tmp_path)
     assert runs_root_from([], env={RUNS_ENV: str(tmp_path)}) == os.path.realpath(tmp_path)
@@ -106,7 +119,7 @@ def test_discover_runs_finds_nested_runs_with_sweep_labels(runs, tmp_path):
     assert set(found) == {"solo", "sweep/p-0.0", "sweep/p-1.0", "broken", "foreign", "linked"}
     assert found["sweep/p-1.0"].labels == {"method": "bau", "aug_prob": 1.0}
     assert found["sweep/p-1.0"].sweep == "sweep" and found["solo"].sweep is None
-    assert found["solo"].checkpoints == ["best.pt", "last.pt"] and found["solo"].status == "finished"
+    assert found["solo"].checkpoints() == ["best.pt", "last.pt"] and found["solo"].status == "finished"
     table = runs_table(list(found.values()))
     assert list(table.columns[:4]) == ["run", "sweep", "method", "aug_prob"]
     # the app's own cache folder and symlinked folders are never visited
@@ -122,10 +135,37 @@ def test_read_log_skips_cut_lines_and_final_metrics(tmp_path):
              {"event": "eval", "epoch": 1, "step": 1, "target": "m", "mAP": 0.5, "rank1": 0.6, "rank5": 0.7,
               "rank10": 0.8, "mINP": 0.2}]
     (tmp_path / "log.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + '\n{"event": "step", "ep')
-    steps, evals = read_log(str(tmp_path))
+    steps, evals = log_frames(Run(str(tmp_path)))
     assert len(steps) == 1 and len(evals) == 1 and loss_terms(steps) == ["ce", "total"]
     run = discover_runs(str(tmp_path))[0]
-    assert final_metrics(run) == {"m/mAP": 0.5, "m/rank1": 0.6, "m/rank5": 0.7, "m/rank10": 0.8, "m/mINP": 0.2}
+    assert run.final_metrics() == {"m/mAP": 0.5, "m/rank1": 0.6, "m/rank5": 0.7, "m/rank10": 0.8, "m/mINP": 0.2}
+
+
+MALFORMED_METRICS = {"list": [0.5, 0.6], "text": {"x": "oops"}, "value": {"x": {"mAP": "oops", "rank1": 0.5}}}
+
+
+@pytest.fixture
+def malformed_runs(runs, tmp_path):
+    """RUNS/{solo, bad-list, bad-text, bad-value}: a good run and three whose results.json has malformed metrics."""
+    root = tmp_path / "runs"
+    ignore = shutil.ignore_patterns(".bau_cache")
+    shutil.copytree(os.path.join(runs["root"], "solo"), root / "solo", ignore=ignore)
+    for name, metrics in MALFORMED_METRICS.items():
+        shutil.copytree(os.path.join(runs["root"], "solo"), root / f"bad-{name}", ignore=ignore)
+        (root / f"bad-{name}" / "results.json").write_text(json.dumps({"finished": True, "metrics": metrics}))
+    return str(root)
+
+
+def test_malformed_metrics_are_an_error_in_their_own_row(malformed_runs):
+    table = runs_table(discover_runs(malformed_runs)).set_index("run")
+    good = table.loc["solo"]
+    assert good["error"] == "" and 0 <= good["folder:synth_c/mAP"] <= 1
+    for name in MALFORMED_METRICS:
+        row = table.loc[f"bad-{name}"]
+        assert "results.json" in row["error"] and "expected" in row["error"]
+        assert np.isnan(row["folder:synth_c/mAP"])
+    with pytest.raises(BauError, match="x/mAP is 'oops', expected a number"):
+        Run(os.path.join(malformed_runs, "bad-value")).metric("x")
 
 
 def test_downsample_steps_window_means():
@@ -164,15 +204,16 @@ def test_config_differences_lists_only_differing_options():
 def test_cache_key_follows_checkpoint_identity(tmp_path):
     f = tmp_path / "c.pt"
     f.write_bytes(b"1234")
-    k1 = cache_key("features", checkpoint=file_identity(str(f)), subset="test")
-    assert k1 == cache_key("features", checkpoint=file_identity(str(f)), subset="test")
-    assert k1 != cache_key("features", checkpoint=file_identity(str(f)), subset="train")
+    k1 = cache_key("features", checkpoint_identity(str(f)), subset="test")
+    assert k1 == cache_key("features", checkpoint_identity(str(f)), subset="test")
+    assert k1 != cache_key("features", checkpoint_identity(str(f)), subset="train")
     f.write_bytes(b"12345")  # same path, new content: new size (and mtime)
-    assert k1 != cache_key("features", checkpoint=file_identity(str(f)), subset="test")
+    assert k1 != cache_key("features", checkpoint_identity(str(f)), subset="test")
 
 
 def test_disk_cache_roundtrip_and_damaged_entry(tmp_path):
-    cache = DiskCache(str(tmp_path / ".bau_cache"))
+    cache = DiskCache.for_checkpoint(str(tmp_path / "c.pt"))
+    assert cache.folder == os.path.join(os.path.realpath(tmp_path), ".bau_cache")
     cache.save_arrays("k", {"a": np.arange(3)})
     assert cache.load_arrays("k")["a"].tolist() == [0, 1, 2]
     (tmp_path / ".bau_cache" / "k.npz").write_bytes(b"garbage")
@@ -180,6 +221,23 @@ def test_disk_cache_roundtrip_and_damaged_entry(tmp_path):
     cache.save_json("j", {"x": 1})
     assert cache.load_json("j") == {"x": 1}
     assert not [n for n in os.listdir(tmp_path / ".bau_cache") if n.endswith(".tmp")]
+
+
+def test_a_changed_checkpoint_drops_its_old_entries_only(tmp_path):
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    a.write_bytes(b"1234")
+    b.write_bytes(b"5678")
+    cache = DiskCache.for_checkpoint(str(a))
+    old = cache_key("features", checkpoint_identity(str(a)), subset="test")
+    derived = cache_key("tsne", checkpoint_identity(str(a)), features=old)
+    other = cache_key("features", checkpoint_identity(str(b)), subset="test")
+    for key in (old, other):
+        cache.save_arrays(key, {"a": np.arange(3)})
+    cache.save_json(derived, {"x": 1})
+    a.write_bytes(b"123456")  # retrained: new version of a.pt
+    new = cache_key("features", checkpoint_identity(str(a)), subset="test")
+    cache.save_arrays(new, {"a": np.arange(4)})
+    assert sorted(os.listdir(cache.folder)) == sorted([f"{new}.npz", f"{other}.npz"])
 
 
 def test_subsample_per_domain_caps_and_is_seeded():
@@ -191,53 +249,49 @@ def test_subsample_per_domain_caps_and_is_seeded():
     assert subsample_per_domain(domains, cap=0, seed=1).tolist() == list(range(20))
 
 
-def test_cached_features_second_call_reads_the_cache(runs, tmp_path):
+def test_feature_set_second_call_reads_the_cache(runs, tmp_path, monkeypatch):
+    import bau.checkpoint
     from analysis.geometry import alignment, uniformity
 
-    ckpt = os.path.join(runs["root"], "solo", "best.pt")
-    cache = DiskCache(str(tmp_path / "cache"))
-    calls = []
-
-    def get_model():
-        calls.append(1)
-        model, _, cfg = model_from_checkpoint(ckpt)
-        return model, cfg
-
+    ckpt = str(tmp_path / "best.pt")  # a copy of its own, so its cache starts empty
+    shutil.copy2(os.path.join(runs["root"], "solo", "best.pt"), ckpt)
     seen = []
-    fs = cached_features(cache, ckpt, get_model, SYNTH, runs["data"], "test", cap=20, seed=0,
-                         progress=lambda f, t: seen.append(f))
-    assert calls == [1] and seen[-1] == 1.0
+    fs = feature_set(ckpt, SYNTH, "test", runs["data"], cap=20, seed=0, workers=0, progress=lambda f, t: seen.append(f))
+    assert seen[-1] == 1.0 and [n.split("-")[0] for n in os.listdir(tmp_path / ".bau_cache")] == ["features"]
     assert np.bincount(fs.domains).max() <= 20 and set(fs.subsets) <= {"query", "gallery"}
     assert np.allclose(np.linalg.norm(fs.features, axis=1), 1.0, atol=1e-5)
 
-    def no_model():
+    def no_model(*args, **kwargs):
         raise AssertionError("the model must not be built on a cache hit")
 
-    again = cached_features(cache, ckpt, no_model, SYNTH, runs["data"], "test", cap=20, seed=0)
+    bau.checkpoint._cached_model.cache_clear()
+    monkeypatch.setattr(bau.checkpoint, "model_from_checkpoint", no_model)
+    again = feature_set(ckpt, SYNTH, "test", runs["data"], cap=20, seed=0)
     assert np.array_equal(again.features, fs.features) and again.paths.tolist() == fs.paths.tolist()
 
-    geo = cached_geometry(cache, fs)
+    geo = cached_geometry(fs)
     assert geo["uniformity"] == pytest.approx(uniformity(fs.features))
     assert geo["alignment"] == pytest.approx(alignment(fs.features, fs.identities()))
     assert set(geo["per_domain"]) == set(SYNTH) and geo["num_images"] == len(fs)
-    rows, emb = cached_tsne(cache, fs, max_points=30, perplexity=5.0)
+    rows, emb = cached_tsne(fs, max_points=30, perplexity=5.0)
     assert emb.shape == (30, 2) and len(set(rows.tolist())) == 30
-    rows2, emb2 = cached_tsne(cache, fs, max_points=30, perplexity=5.0)
+    rows2, emb2 = cached_tsne(fs, max_points=30, perplexity=5.0)
     assert np.array_equal(emb, emb2) and np.array_equal(rows, rows2)
+    assert sorted(n.split("-")[0] for n in os.listdir(tmp_path / ".bau_cache")) == ["features", "geometry", "tsne"]
 
 
 # -- weights ---------------------------------------------------------------------------------
 
-def test_pk_batch_holds_the_chosen_image_and_p_identities():
+def test_batch_with_holds_the_chosen_image_and_p_identities():
     pids = [0, 0, 0, 1, 1, 2, 2, 2, 3]
-    b = pk_batch(pids, index=1, num_ids=3, num_instances=2, seed=0)
+    b = batch_with(pids, index=1, num_ids=3, num_instances=2, seed=0)
     assert b[0] == 1 and len(b) == 6 and pids[b[1]] == 0 and b[1] != 1
     ids = [pids[i] for i in b]
     assert len(set(ids)) == 3 and all(ids.count(p) == 2 for p in set(ids))
-    assert b == pk_batch(pids, index=1, num_ids=3, num_instances=2, seed=0)
-    assert pk_batch([5, 6], index=0, num_ids=2, num_instances=2, seed=0)[:2] == [0, 0]  # one image: repeated
+    assert b == batch_with(pids, index=1, num_ids=3, num_instances=2, seed=0)
+    assert batch_with([5, 6], index=0, num_ids=2, num_instances=2, seed=0)[:2] == [0, 0]  # one image: repeated
     with pytest.raises(BauError):
-        pk_batch(pids, index=9, num_ids=2, num_instances=2)
+        batch_with(pids, index=9, num_ids=2, num_instances=2)
 
 
 def test_weight_scores_are_eq4_inside_the_batch(runs):
@@ -251,11 +305,11 @@ def test_weight_scores_are_eq4_inside_the_batch(runs):
     torch.manual_seed(0)
     model = build_model(cfg, 4).eval()
     items = build_dataset("folder:synth_a", runs["data"]).train
-    ws = weight_scores(model, cfg, items, index=3, aug_prob=1.0, num_views=3, k=4, num_ids=3, num_instances=2,
-                       seed=5)
+    batch = batch_with([it[1] for it in items], 3, num_ids=3, num_instances=2, seed=5)
+    ws = weight_scores(model, cfg, items, batch, aug_prob=1.0, k=4, num_views=3, seed=5)
     assert ws.batch[0] == 3 and len(ws.batch) == 6
-    assert ws.views_aug.shape == (3, cfg.data.height, cfg.data.width, 3) and ws.batch_orig.shape[0] == 6
-    assert np.all((0 <= ws.views_w) & (ws.views_w <= 1)) and np.all((0 <= ws.batch_w) & (ws.batch_w <= 1))
+    assert ws.view_augmented.shape == (3, cfg.data.height, cfg.data.width, 3) and ws.originals.shape[0] == 6
+    assert np.all((0 <= ws.view_weights) & (ws.view_weights <= 1)) and np.all((0 <= ws.weights) & (ws.weights <= 1))
     # the batch weights are Eq. 4 (bau.losses.reciprocal_weights) of the displayed views' features
     from bau.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
@@ -265,11 +319,47 @@ def test_weight_scores_are_eq4_inside_the_batch(runs):
         with torch.no_grad():
             return model(x.float())
 
-    w = reciprocal_weights(feats(ws.batch_orig), feats(ws.batch_aug), 4).diagonal().numpy()
-    assert np.allclose(w, ws.batch_w, atol=1e-6)
-    again = weight_scores(model, cfg, items, index=3, aug_prob=1.0, num_views=3, k=4, num_ids=3, num_instances=2,
-                          seed=5)
-    assert np.array_equal(again.views_w, ws.views_w) and np.array_equal(again.views_aug, ws.views_aug)
+    w = reciprocal_weights(feats(ws.originals), feats(ws.augmented), 4).diagonal().numpy()
+    assert np.allclose(w, ws.weights, atol=1e-6)
+    # view j of the chosen image, scored in place of its batch pair
+    o, a = feats(ws.originals), feats(ws.augmented)
+    o[0], a[0] = feats(ws.view_originals[1:2])[0], feats(ws.view_augmented[1:2])[0]
+    assert float(reciprocal_weights(o, a, 4)[0, 0]) == pytest.approx(ws.view_weights[1], abs=1e-6)
+    again = weight_scores(model, cfg, items, batch, aug_prob=1.0, k=4, num_views=3, seed=5)
+    assert np.array_equal(again.view_weights, ws.view_weights) and np.array_equal(again.view_augmented,
+                                                                                  ws.view_augmented)
+
+
+def test_weight_scores_leave_the_global_random_state_alone(runs):
+    """Two app sessions share one process: a session's draws must neither reseed nor depend on torch's
+    global generator, and concurrent sessions get what each would get alone."""
+    import threading
+
+    from bau.data.datasets import build_dataset
+
+    model, _, cfg = model_from_checkpoint(os.path.join(runs["root"], "solo", "best.pt"))
+    items = build_dataset("folder:synth_a", runs["data"]).train
+    batch = batch_with([it[1] for it in items], 0, num_ids=3, num_instances=2, seed=0)
+
+    def draw(seed):
+        return weight_scores(model, cfg, items, batch, aug_prob=1.0, k=4, num_views=2, seed=seed)
+
+    torch.manual_seed(1234)
+    state, seed = torch.get_rng_state(), torch.initial_seed()
+    alone = {s: draw(s) for s in (1, 2)}
+    assert torch.equal(torch.get_rng_state(), state) and torch.initial_seed() == seed
+    torch.manual_seed(99)  # another global state: the same draws
+    assert np.array_equal(draw(1).augmented, alone[1].augmented)
+    assert not np.array_equal(alone[1].augmented, alone[2].augmented)
+    together = {}
+    threads = [threading.Thread(target=lambda s=s: together.__setitem__(s, draw(s))) for s in (1, 2) * 2]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in (1, 2):
+        assert np.array_equal(together[s].augmented, alone[s].augmented)
+        assert np.array_equal(together[s].view_augmented, alone[s].view_augmented)
 
 
 # -- the pages (AppTest) -----------------------------------------------------------------------------
@@ -323,7 +413,9 @@ def test_geometry_page(runs, monkeypatch):
     assert [t.value for t in at.title] == ["Geometry"]
     assert len(at.metric) == 3 and "vega_lite_chart" in _kinds(at)
     assert [h.value for h in at.subheader] == ["Alignment and uniformity", "t-SNE"]
-    assert any(n.startswith("features-") for n in os.listdir(os.path.join(runs["root"], ".bau_cache")))
+    # the features are cached next to the checkpoint (solo/.bau_cache), not in the runs folder itself
+    assert any(n.startswith("features-") for n in os.listdir(os.path.join(runs["root"], "solo", ".bau_cache")))
+    assert not os.path.exists(os.path.join(runs["root"], ".bau_cache"))
 
 
 def test_retrieval_page(runs, monkeypatch):
@@ -399,6 +491,29 @@ def test_listed_checkpoint_symlinked_outside_is_refused(runs, monkeypatch):
     assert any("outside the runs folder" in e for e in _errors(at)), _errors(at)
 
 
+def test_malformed_run_shows_its_error_and_the_runs_table_stays(malformed_runs, monkeypatch):
+    at = _app(malformed_runs, monkeypatch).run()
+    assert not at.exception
+    assert at.selectbox(key="run").value == "bad-list"
+    table = at.dataframe[0].value.set_index("run")  # the runs table comes first
+    assert list(table.index) == ["bad-list", "bad-text", "bad-value", "solo"]
+    assert table.loc["solo", "error"] == "" and table.loc["solo", "folder:synth_c/mAP"] > 0
+    assert all("results.json" in table.loc[f"bad-{n}", "error"] for n in MALFORMED_METRICS)
+    assert len(_errors(at)) == 1 and "'metrics' is a list" in _errors(at)[0]  # the detail of the selected run
+    at.selectbox(key="run").select("solo").run()
+    assert not at.exception and not _errors(at)
+
+
+@pytest.mark.parametrize("wanted", ["solo\x00", "sweep/\x00../..", "so\x07lo"])
+def test_run_query_parameter_with_invalid_characters_is_an_error(runs, monkeypatch, wanted):
+    at = _app(runs["root"], monkeypatch)
+    at.query_params["run"] = wanted
+    at.run()
+    assert not at.exception
+    assert any(e.startswith("run ") and "control character" in e for e in _errors(at)), _errors(at)
+    assert at.selectbox(key="run").value == "broken"  # nothing chosen from it; the app works on
+
+
 def test_run_query_parameter_outside_is_refused(runs, monkeypatch):
     at = _app(runs["root"], monkeypatch)
     at.query_params["run"] = "../.."
@@ -441,5 +556,58 @@ def test_launcher_command_and_refusals(tmp_path, monkeypatch):
     with pytest.raises(BauError, match="port"):
         app_launcher.launch(str(tmp_path), port=70000)
     seen = []
-    monkeypatch.setattr(app_launcher.subprocess, "call", lambda c: seen.append(c) or 0)
+    monkeypatch.setattr(app_launcher, "run_forwarding_signals", lambda c: seen.append(c) or 0)
     assert app_launcher.launch(str(tmp_path), port=8600) == 0 and seen[0][-1] == str(tmp_path)
+
+
+FAKE_SERVER = """
+import os, signal, sys, time
+open(sys.argv[1] + ".pid", "w").write(str(os.getpid()))
+def stop(signum, frame):
+    open(sys.argv[1] + ".signal", "w").write(str(signum))
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+signal.signal(signal.SIGINT, stop)
+while True:
+    time.sleep(0.05)
+"""
+
+LAUNCHER = """
+import sys
+from bau import app_launcher
+app_launcher.streamlit_command = lambda *a, **k: [sys.executable, sys.argv[1], sys.argv[2]]
+sys.exit(app_launcher.launch(sys.argv[3]))
+"""
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGINT"])
+def test_bau_app_forwards_sigterm_and_sigint_to_its_server(tmp_path, signum):
+    """A stand-in server (a child that records the signal it gets) under the real launcher in its own process."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "server.py").write_text(FAKE_SERVER)
+    (tmp_path / "launcher.py").write_text(LAUNCHER)
+    mark = str(tmp_path / "server")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    launcher = subprocess.Popen([sys.executable, str(tmp_path / "launcher.py"), str(tmp_path / "server.py"), mark,
+                                 str(tmp_path)], cwd=repo, env={**os.environ, "PYTHONPATH": repo},
+                                stdout=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not (os.path.exists(mark + ".pid") and os.path.getsize(mark + ".pid")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    server = int(open(mark + ".pid").read())
+    try:
+        launcher.send_signal(getattr(signal, signum))
+        assert launcher.wait(timeout=30) == 0  # the server's own exit status
+        assert open(mark + ".signal").read() == str(int(getattr(signal, signum)))
+        with pytest.raises(ProcessLookupError):  # stopped and reaped, not left running
+            os.kill(server, 0)
+    finally:
+        for pid in (server, launcher.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass

@@ -15,8 +15,9 @@ import torch
 import yaml
 
 from analysis import figure1, figure2, figure4, figure5, tables
-from analysis.sweep_data import feature_cache_path, load_runs, one_run
-from bau.features import load_npz
+from analysis.sweep_data import one_run
+from bau.features import lookup_features
+from bau.runs import sweep_runs
 from bau.sweep import run_sweep
 from tests.conftest import tiny_overrides
 
@@ -86,9 +87,10 @@ def brute_alignment(f, pids):
 
 def cached_features(sweep, method, p, names, subset, max_per_domain=None):
     """The features a figure script cached for a run (the cache test checks them against a fresh extraction)."""
-    run = one_run(load_runs(sweep), sweep, method=method, aug_prob=p)
-    data = load_npz(feature_cache_path(run, names, subset, max_per_domain))
-    return data["features"], data["pids"]
+    run = one_run(sweep_runs(sweep), sweep, method=method, aug_prob=p)
+    fs = lookup_features(run.checkpoint("last"), names, subset, run.config().data.root, cap=max_per_domain)
+    assert fs is not None, f"{run.name}: no cached features on {names} ({subset})"
+    return fs.features, fs.pids
 
 
 def outputs_exist(out, stem, data_ext="json"):
@@ -131,29 +133,31 @@ def test_feature_cache_is_reused_and_refreshed_when_the_checkpoint_changes(sweep
     from bau.features import collect_items
     from bau.inference import extract_features
 
-    run = one_run(load_runs(sweep), sweep, method="baseline", aug_prob=0.5)
+    run = one_run(sweep_runs(sweep), sweep, method="baseline", aug_prob=0.5)
+    checkpoint = run.checkpoint("last")
     first = run_features(run, [TARGET], "test", device="cpu")
     # the cached features are the checkpoint's features of the target's query + gallery, in order
-    model, _, cfg = model_from_checkpoint(run.checkpoint, "cpu")
+    model, _, cfg = model_from_checkpoint(checkpoint, "cpu")
     col = collect_items([TARGET], cfg.data.root, "test", cfg)
-    np.testing.assert_allclose(first["features"], extract_features(model, col["items"], cfg, torch.device("cpu")),
+    np.testing.assert_allclose(first.features, extract_features(model, col["items"], cfg, torch.device("cpu")),
                                atol=1e-6)
-    assert first["pids"].tolist() == [it[1] for it in col["items"]]
-    assert set(first["subsets"].tolist()) == {"query", "gallery"}
-    path = feature_cache_path(run, [TARGET], "test")
-    assert os.path.basename(path) == "features_folder-synth_c_test.npz" and os.path.isfile(path)
-    assert float(load_npz(path)["checkpoint_mtime"]) == os.path.getmtime(run.checkpoint)
+    assert first.pids.tolist() == [it[1] for it in col["items"]]
+    assert set(first.subsets.tolist()) == {"query", "gallery"}
+    cache = os.path.join(run.path, ".bau_cache")
+    path = os.path.join(cache, f"{first.key}.npz")
+    assert os.path.isfile(path) and first.checkpoint["mtime_ns"] == os.stat(checkpoint).st_mtime_ns
     stamp = os.path.getmtime(path)
-    run_features(run, [TARGET], "test", device="cpu")
+    assert run_features(run, [TARGET], "test", device="cpu").key == first.key
     assert os.path.getmtime(path) == stamp  # fresh cache: not rewritten
-    ckpt_time = os.path.getmtime(run.checkpoint)
-    os.utime(run.checkpoint, (ckpt_time + 10, ckpt_time + 10))  # a retrained checkpoint makes it stale
+    ckpt_time = os.path.getmtime(checkpoint)
+    os.utime(checkpoint, (ckpt_time + 10, ckpt_time + 10))  # a retrained checkpoint makes it stale
     try:
         again = run_features(run, [TARGET], "test", device="cpu")
-        assert float(load_npz(path)["checkpoint_mtime"]) == ckpt_time + 10
-        np.testing.assert_allclose(again["features"], first["features"], atol=1e-6)
+        assert again.key != first.key and os.path.isfile(os.path.join(cache, f"{again.key}.npz"))
+        assert not os.path.exists(path)  # the stale entry is gone, not left next to the new one
+        np.testing.assert_allclose(again.features, first.features, atol=1e-6)
     finally:
-        os.utime(run.checkpoint, (ckpt_time, ckpt_time))
+        os.utime(checkpoint, (ckpt_time, ckpt_time))
 
 
 def test_figure2_maps_match_gradcam(sweep, tmp_path):
@@ -203,7 +207,7 @@ def test_figure4_geometry_and_tsne_uniformity(sweep, tmp_path):
 
 
 def test_figure5_map_and_weight_scores(sweep, tmp_path):
-    from analysis.galleries import weight_scores_from_checkpoint
+    from bau.weight_scores import checkpoint_weight_scores
 
     out = str(tmp_path / "fig")
     assert figure5.main(["--sweep", sweep, "--out", out, "--device", "cpu", "--columns", "4", "--quiet"]) == 0
@@ -214,7 +218,7 @@ def test_figure5_map_and_weight_scores(sweep, tmp_path):
         assert value == pytest.approx(metric(sweep, m, p))
     gallery = outputs_exist(out, "figure5b")
     assert gallery["run"] == "method-bau__aug_prob-0.5" and sum(p["shown"] for p in gallery["pairs"]) == 4
-    pairs = weight_scores_from_checkpoint(os.path.join(run_dir(sweep, "bau", 0.5), "last.pt"), seed=0)
+    pairs = checkpoint_weight_scores(os.path.join(run_dir(sweep, "bau", 0.5), "last.pt"), seed=0).pairs()
     assert [p["path"] for p in gallery["pairs"]] == [p.path for p in pairs]
     np.testing.assert_allclose([p["weight"] for p in gallery["pairs"]], [p.weight for p in pairs], atol=1e-6)
 
@@ -292,7 +296,7 @@ def test_missing_sweep_folder_is_one_error_line(module, tmp_path, capsys):
 def test_unfinished_and_missing_runs_are_one_error_line(sweep, tmp_path, capsys):
     # a copy of the sweep whose bau runs are interrupted (results.json gone) and without bau_noweight
     copy = str(tmp_path / "sweep")
-    shutil.copytree(sweep, copy, ignore=shutil.ignore_patterns("*.pt", "features_*"))
+    shutil.copytree(sweep, copy, ignore=shutil.ignore_patterns("*.pt", ".bau_cache"))
     for p in PS:
         os.remove(os.path.join(copy, f"method-bau__aug_prob-{p}", "results.json"))
         open(os.path.join(copy, f"method-bau__aug_prob-{p}", "last.pt"), "w").close()
@@ -312,8 +316,8 @@ def test_unfinished_and_missing_runs_are_one_error_line(sweep, tmp_path, capsys)
 
 
 def test_table_columns_per_setting_with_average(tmp_path):
-    from analysis.sweep_data import Run
     from analysis.tables import TABLES, Setting, build_table
+    from bau.runs import Run
 
     full = {"loss.two_view": True, "loss.ce_aug": False, "loss.align": True, "loss.uniform": True,
             "loss.domain": True, "loss.weighting": True, "loss.domain_specific": True, "data.aug_prob": 0.5,
@@ -323,7 +327,7 @@ def test_table_columns_per_setting_with_average(tmp_path):
         path = tmp_path / name
         path.mkdir()
         (path / "results.json").write_text(json.dumps({"finished": True, "metrics": {target: {"mAP": m, "rank1": r1}}}))
-        return Setting(tuple(sources), target), Run(name, str(path), {}, "finished"), {**full, **cfg}
+        return Setting(tuple(sources), target), Run(str(path), name, {}, "finished"), {**full, **cfg}
 
     entries = [entry("a", ["full:msmt17", "full:cuhksysu", "full:cuhk03"], "market1501", 0.795, 0.911),
                entry("b", ["market1501", "full:cuhksysu", "full:cuhk03"], "msmt17", 0.268, 0.543),

@@ -5,8 +5,7 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from analysis.galleries import (Ranking, plot_retrieval, plot_weight_gallery, retrieval_ranking, select_evenly,
-                                weight_scores, weight_scores_from_checkpoint)
+from analysis.galleries import Ranking, plot_retrieval, plot_weight_gallery, retrieval_ranking, select_evenly
 from analysis.plotting import save_figure
 from bau.checkpoint import save_checkpoint
 from bau.config import Config
@@ -14,6 +13,7 @@ from bau.data.transforms import TwoViewTransform, build_test_transform
 from bau.errors import BauError
 from bau.evaluation import evaluate_ranking
 from bau.models.reid import build_model
+from bau.weight_scores import checkpoint_weight_scores, training_batch, weight_scores
 
 H, W = 64, 32
 
@@ -61,10 +61,16 @@ def items(tmp_path_factory):
     return out
 
 
+def gallery(model, items, cfg, seed=0, transform=None):
+    """Figure 5b's pairs: the training sampler's first P x K batch, sorted by weight."""
+    batch = training_batch([it[1] for it in items], cfg.data.num_ids, cfg.data.num_instances, seed)
+    return weight_scores(model, cfg, items, batch, seed=seed, transform=transform).pairs()
+
+
 def test_identical_views_get_weight_one_and_a_corrupted_view_comes_first(model, items):
     cfg = tiny_config()
     test_tf = build_test_transform(H, W)
-    same = weight_scores(model, items, cfg, transform=TwoViewTransform(test_tf, test_tf))
+    same = gallery(model, items, cfg, transform=TwoViewTransform(test_tf, test_tf))
     assert len(same) == 6  # P x K = 3 x 2
     assert [p.weight for p in same] == pytest.approx([1.0] * 6)
 
@@ -79,7 +85,7 @@ def test_identical_views_get_weight_one_and_a_corrupted_view_comes_first(model, 
         def path_of(img):
             return next(p for p, *_ in items if np.array_equal(np.asarray(Image.open(p)), np.asarray(img)))
 
-    pairs = weight_scores(model, items, cfg, transform=TwoViewTransform(test_tf, CorruptOne()))
+    pairs = gallery(model, items, cfg, transform=TwoViewTransform(test_tf, CorruptOne()))
     assert pairs[0].path == target and pairs[0].weight < 0.5
     assert [p.weight for p in pairs[1:]] == pytest.approx([1.0] * 5)
 
@@ -89,10 +95,10 @@ def test_default_transforms_seeded_sorted_and_rng_untouched(model, items):
     cfg.data.aug_prob = 1.0
     torch.manual_seed(123)
     state = torch.get_rng_state()
-    a = weight_scores(model, items, cfg, seed=5)
-    assert torch.equal(torch.get_rng_state(), state)
-    b = weight_scores(model, items, cfg, seed=5)
-    c = weight_scores(model, items, cfg, seed=6)
+    a = gallery(model, items, cfg, seed=5)
+    assert torch.equal(torch.get_rng_state(), state) and torch.initial_seed() == 123
+    b = gallery(model, items, cfg, seed=5)
+    c = gallery(model, items, cfg, seed=6)
     weights = [p.weight for p in a]
     assert weights == sorted(weights) and all(0.0 <= w <= 1.0 for w in weights)
     assert weights == [p.weight for p in b]
@@ -111,10 +117,10 @@ def test_weight_gallery_plot_and_from_checkpoint(model, items, tmp_path):
     path = str(tmp_path / "run.pt")
     save_checkpoint(path, {"model": model.state_dict(), "config": cfg.to_dict(), "num_classes": 4})
     # the run's sources are unknown on this machine, so pass the items explicitly via weight_scores;
-    # from_checkpoint must fail with one clear line about the missing dataset
+    # checkpoint_weight_scores must fail with one clear line about the missing dataset
     with pytest.raises(BauError, match="not found"):
-        weight_scores_from_checkpoint(path, root=str(tmp_path / "nowhere"))
-    pairs = weight_scores(model, items, cfg, seed=1)
+        checkpoint_weight_scores(path, root=str(tmp_path / "nowhere"))
+    pairs = gallery(model, items, cfg, seed=1)
     fig, axes = plot_weight_gallery(pairs, num=4)
     titles = [ax.get_title() for ax in axes]
     shown = select_evenly(pairs, 4)

@@ -206,6 +206,7 @@ def test_figure1_geometry_is_blind_to_distractors_in_alignment(tmp_path):
     import os
     import sys
     import zlib
+    from types import SimpleNamespace
 
     sys.path.insert(0, os.path.dirname(__file__))
     import fake_layouts as fl
@@ -231,7 +232,7 @@ def test_figure1_geometry_is_blind_to_distractors_in_alignment(tmp_path):
         pids = np.array([pid for _, pid, _ in items])
         assert (pids == DISTRACTOR_PID).sum() == len(extra)
         feats = np.stack([feature(path, pid) for path, pid, _ in items]).astype(np.float32)
-        geometry[tree] = target_geometry({"features": feats, "pids": pids})
+        geometry[tree] = target_geometry(SimpleNamespace(features=feats, pids=pids))  # a FeatureSet's fields
         rows[tree] = feats
     assert geometry["with"]["alignment"] == geometry["plain"]["alignment"]
     assert geometry["with"]["uniformity"] != pytest.approx(geometry["plain"]["uniformity"], abs=1e-4)

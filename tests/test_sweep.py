@@ -72,3 +72,64 @@ def test_bad_sweep_files(tmp_path):
     p.write_text("base: b.yaml\ngrids: [{loss.k: [abc]}]\n")
     with pytest.raises(BauError, match="loss.k"):
         load_sweep(str(p))
+
+
+def _summary_text(out):
+    with open(os.path.join(out, "summary.json")) as f:
+        return f.read()
+
+
+def test_changed_settings_refuse_stale_runs_and_force_retrains(tiny_synth, tmp_path, capsys):
+    from bau.cli import main
+
+    path = _write_sweep(tmp_path, tiny_synth)
+    out = str(tmp_path / "sweep")
+    name = "method-bau__aug_prob-1.0"
+    run_sweep(path, out, progress=False, only=[name], echo=lambda s: None)
+    stored = json.load(open(os.path.join(out, name, "sweep_run.json")))
+    assert "train.epochs=1" in stored["overrides"] and stored["labels"] == {"method": "bau", "aug_prob": 1.0}
+    before = _summary_text(out), open(os.path.join(out, "sweep.yaml")).read()
+
+    # the same sweep with another epoch count: the finished run is not reported as done for it
+    for only in (None, [name], ["method-baseline__aug_prob-0.0"]):
+        with pytest.raises(BauError, match=rf"run {name} was trained with other settings than asked now "
+                                           rf"\(train.epochs 1 -> 2\).*--force"):
+            run_sweep(path, out, ["train.epochs=2"], progress=False, only=only, echo=lambda s: None)
+    assert (_summary_text(out), open(os.path.join(out, "sweep.yaml")).read()) == before  # nothing rewritten
+    assert main(["sweep", "--config", path, "--out", out, "--quiet", "train.epochs=2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: sweep folder {out}: run {name}") and err.count("\n") == 1
+    # --force retrains only the runs it may: a stale run left out of --only still stops the sweep
+    with pytest.raises(BauError, match=f"run {name} .*add it to --only"):
+        run_sweep(path, out, ["train.epochs=2"], progress=False, only=["method-baseline__aug_prob-0.0"], force=True,
+                  echo=lambda s: None)
+    # settings that only change how a run computes are not compared
+    run_sweep(path, out, ["train.threads=1"], progress=False, only=[name], echo=lambda s: None)
+
+    messages = []
+    rows = run_sweep(path, out, ["train.epochs=2"], progress=False, only=[name], force=True, echo=messages.append)
+    assert any(f"{name}: trained with other settings, removed (--force)" in m for m in messages)
+    assert next(r for r in rows if r["run"] == name)["status"] == "finished"
+    results = json.load(open(os.path.join(out, name, "results.json")))
+    assert results["epochs"] == 2
+    assert yaml.safe_load(open(os.path.join(out, name, "config.yaml")))["train"]["epochs"] == 2
+    assert "train.epochs=2" in json.load(open(os.path.join(out, name, "sweep_run.json")))["overrides"]
+    assert "train.epochs=2" in json.load(open(os.path.join(out, "summary.json")))["overrides"]
+    assert not [n for n in os.listdir(out) if n.startswith(".")]  # the removed folder is gone
+    messages.clear()
+    run_sweep(path, out, ["train.epochs=2"], progress=False, only=[name], echo=messages.append)
+    assert any(f"{name}: finished, skipped" in m for m in messages)
+
+
+def test_only_with_an_unknown_run_is_an_error(tiny_synth, tmp_path, capsys):
+    from bau.cli import main
+
+    path = _write_sweep(tmp_path, tiny_synth)
+    out = str(tmp_path / "sweep")
+    with pytest.raises(BauError, match=r"--only no-such-run: not a run of sweep file .*; its runs are: "
+                                       r"method-baseline__aug_prob-0.0, "):
+        run_sweep(path, out, progress=False, only=["method-bau__aug_prob-1.0", "no-such-run"], echo=lambda s: None)
+    assert not os.path.exists(out)  # nothing trained or written
+    assert main(["sweep", "--config", path, "--out", out, "--only", "no-such-run", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --only no-such-run") and "method-bau__aug_prob-1.0" in err and err.count("\n") == 1

@@ -7,10 +7,11 @@ import numpy as np
 import streamlit as st
 
 from app.images import framed
-from app.session import context, load_model, model_in_use, show_errors
-from app.weights import weight_scores
+from app.session import context, model_in_use, show_errors
+from bau.checkpoint import load_model
 from bau.data.datasets import build_dataset
 from bau.errors import BauError
+from bau.weight_scores import batch_with, weight_scores
 
 SIZE = (160, 80)
 
@@ -56,21 +57,21 @@ with show_errors():
 
     with st.spinner("Drawing views and computing weights"), model_in_use(ckpt):
         model, cfg = load_model(ckpt, ctx.device)
-        ws = weight_scores(model, cfg, items, index, p, num_views=views, k=k, num_ids=num_ids,
-                           num_instances=num_inst, seed=seed)
+        batch = batch_with([it[1] for it in items], index, num_ids, num_inst, seed)
+        ws = weight_scores(model, cfg, items, batch, aug_prob=p, k=k, num_views=views, seed=seed)
 
     st.subheader("The chosen image")
     st.caption(f"Each pair is one draw of the run's two-view transform at p = {p:.2f} (RandAugment, ColorJitter, "
                f"Random Erasing each with probability p); w is the Jaccard similarity of the k-reciprocal "
                f"neighbours of the augmented and the original view inside a {num_ids}×{num_inst} batch.")
-    order = np.argsort(ws.views_w, kind="stable")
-    _row(ws.views_orig[order], ["original"] * len(order))
-    _row(ws.views_aug[order], [f"w = {ws.views_w[j]:.2f}" for j in order])
+    order = np.argsort(ws.view_weights, kind="stable")
+    _row(ws.view_originals[order], ["original"] * len(order))
+    _row(ws.view_augmented[order], [f"w = {ws.view_weights[j]:.2f}" for j in order])
 
     st.subheader("The whole batch, by weight")
     st.caption("Top: original views; bottom: their augmented views with w[i, i], lowest weight first "
                "(Fig. 5b). Low weights mark augmentations that no longer look like their original.")
-    order = np.argsort(ws.batch_w, kind="stable")
-    _row(ws.batch_orig[order], [f"id {items[ws.batch[j]][1]}" + (" (chosen)" if j == 0 else "") for j in order])
-    _row(ws.batch_aug[order], [f"w = {ws.batch_w[j]:.2f}" for j in order])
+    order = np.argsort(ws.weights, kind="stable")
+    _row(ws.originals[order], [f"id {ws.pids[j]}" + (" (chosen)" if j == 0 else "") for j in order])
+    _row(ws.augmented[order], [f"w = {ws.weights[j]:.2f}" for j in order])
     st.caption("Features in eval mode (BatchNorm running statistics); training computes w with batch statistics.")

@@ -8,9 +8,10 @@ import streamlit as st
 
 from analysis.plotting import domain_palette
 from app import charts
-from app.embeddings import cached_features, cached_geometry, cached_tsne
+from app.embeddings import cached_geometry, cached_tsne
 from app.images import thumbnail_data_url
-from app.session import ProgressBar, context, load_model, model_in_use, show_errors
+from app.session import ProgressBar, context, model_in_use, show_errors
+from bau.features import feature_set
 
 SUBSETS = ["query", "gallery", "test", "train", "all"]
 
@@ -42,10 +43,9 @@ with show_errors():
 
     bar = ProgressBar("Extracting features")
     with model_in_use(ckpt):
-        fs = cached_features(ctx.cache, ckpt, lambda: load_model(ckpt, ctx.device), names, root, subset,
-                             cap=cap, seed=seed, progress=bar)
+        fs = feature_set(ckpt, names, subset, root, cap=cap, seed=seed, device=ctx.device, workers=0, progress=bar)
     bar.done()
-    geo = cached_geometry(ctx.cache, fs)
+    geo = cached_geometry(fs)
 
     st.subheader("Alignment and uniformity")
     m1, m2, m3 = st.columns(3)
@@ -71,7 +71,7 @@ with show_errors():
         st.info("t-SNE needs at least 4 images.")
         st.stop()
     bar = ProgressBar("t-SNE")
-    rows, emb = cached_tsne(ctx.cache, fs, max_points=max_points, perplexity=perplexity, seed=seed, progress=bar)
+    rows, emb = cached_tsne(fs, max_points=max_points, perplexity=perplexity, seed=seed, progress=bar)
     bar.done()
     points = pd.DataFrame({
         "x": emb[:, 0], "y": emb[:, 1],

@@ -7,11 +7,12 @@ import numpy as np
 import streamlit as st
 
 from analysis.galleries import retrieval_ranking
-from app.embeddings import cached_features
 from app.images import MATCH, MISMATCH, framed, load_rgb
-from app.session import ProgressBar, context, load_model, model_in_use, show_errors
+from app.session import ProgressBar, context, model_in_use, show_errors
+from bau.checkpoint import load_model
 from bau.errors import BauError
 from bau.evaluation import evaluate_ranking, pairwise_distance
+from bau.features import feature_set
 
 SIZE = (160, 80)
 BORDER = 4
@@ -31,8 +32,7 @@ with show_errors():
 
     bar = ProgressBar("Extracting query and gallery features")
     with model_in_use(ckpt):
-        fs = cached_features(ctx.cache, ckpt, lambda: load_model(ckpt, ctx.device), [target], root, "test",
-                             split=split, progress=bar)
+        fs = feature_set(ckpt, [target], "test", root, split=split, device=ctx.device, workers=0, progress=bar)
     bar.done()
     q_rows, g_rows = fs.subset("query"), fs.subset("gallery")
     if len(q_rows) == 0 or len(g_rows) == 0:

@@ -6,9 +6,9 @@ import streamlit as st
 import yaml
 
 from app import charts
-from app.runs import (METRICS, config_differences, downsample_steps, final_metrics, long_steps, loss_terms,
-                      read_config, read_log, runs_table, short_names)
+from app.runs import config_differences, downsample_steps, log_frames, long_steps, loss_terms, runs_table, short_names
 from app.session import context, show_errors
+from bau.evaluation import METRIC_KEYS
 
 ctx = context()
 st.title("Runs")
@@ -25,13 +25,13 @@ detail, compare = st.tabs(["Selected run", "Compare runs"])
 with detail, show_errors():
     run = ctx.run
     st.subheader(run.name)
-    metrics = final_metrics(run)
+    metrics = run.final_metrics()
     cols = st.columns(max(1, min(4, len(metrics))) if metrics else 1)
     for i, (k, v) in enumerate(list(metrics.items())[:4]):
         cols[i].metric(k, f"{100 * v:.1f}%")
-    st.caption(f"status: {run.status} · checkpoints: {', '.join(run.checkpoints) or 'none'}"
+    st.caption(f"status: {run.status} · checkpoints: {', '.join(run.checkpoints()) or 'none'}"
                + (f" · sweep {run.sweep}: " + ", ".join(f"{k}={v}" for k, v in run.labels.items()) if run.sweep else ""))
-    steps, evals = read_log(run.path)
+    steps, evals = log_frames(run)
     st.markdown("**Training curves** (each loss term of Eq. 9 as logged; window means when long)")
     if steps.empty:
         st.info("No step records in log.jsonl yet.")
@@ -42,14 +42,14 @@ with detail, show_errors():
     if evals.empty:
         st.info("No evaluation records in log.jsonl yet.")
     else:
-        shown = st.multiselect("Metrics", list(METRICS), default=["mAP", "rank1"], key="detail_metrics")
+        shown = st.multiselect("Metrics", list(METRIC_KEYS), default=["mAP", "rank1"], key="detail_metrics")
         if shown:
             st.altair_chart(charts.metric_curves(evals, shown), width="stretch")
-        table = evals[["epoch", "step", "target", *METRICS]].copy()
-        table[list(METRICS)] = (100 * table[list(METRICS)]).round(2)
+        table = evals[["epoch", "step", "target", *METRIC_KEYS]].copy()
+        table[list(METRIC_KEYS)] = (100 * table[list(METRIC_KEYS)]).round(2)
         st.dataframe(table, hide_index=True, width="stretch")
     with st.expander("Config (config.yaml)"):
-        st.code(yaml.safe_dump(read_config(run.path), sort_keys=False), language="yaml")
+        st.code(yaml.safe_dump(run.config_dict(), sort_keys=False), language="yaml")
 
 with compare, show_errors():
     names = [r.name for r in ctx.runs]
@@ -79,12 +79,12 @@ with compare, show_errors():
             st.altair_chart(charts.sweep_chart(table, x, y, None if color == "(none)" else color), width="stretch")
 
         label = short_names([r.name for r in picked])
-        logs = {label[r.name]: read_log(r.path) for r in picked}
+        logs = {label[r.name]: log_frames(r) for r in picked}
         all_terms = list(dict.fromkeys(t for s, _ in logs.values() if not s.empty for t in loss_terms(s)))
         c1, c2 = st.columns(2)
         term = c1.selectbox("Loss term", all_terms, index=all_terms.index("total") if "total" in all_terms else 0,
                             key="compare_term") if all_terms else None
-        metric = c2.selectbox("Evaluation metric", list(METRICS), key="compare_metric")
+        metric = c2.selectbox("Evaluation metric", list(METRIC_KEYS), key="compare_metric")
         frames = [downsample_steps(s)[["step", term]].assign(run=n) for n, (s, _) in logs.items()
                   if term and not s.empty and term in s.columns]
         if frames:
@@ -97,7 +97,7 @@ with compare, show_errors():
             st.altair_chart(charts.lines_by(ev, "epoch", "value", "series", y_title=f"{metric} (%)", points=True),
                             width="stretch")
         if len(picked) > 1:
-            diff = config_differences({r.name: read_config(r.path) for r in picked})
+            diff = config_differences({r.name: r.config_dict() for r in picked})
             st.markdown("**Config options that differ**")
             if diff.empty:
                 st.caption("The configs are identical.")
