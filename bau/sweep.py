@@ -45,7 +45,7 @@ from bau.runs import Run, run_status
 
 SWEEP_RUN_FILE = "sweep_run.json"
 # Options that change where or how fast a run computes, not what it learns: not compared.
-RUNTIME_KEYS = frozenset({"data.workers", "train.threads"})
+RUNTIME_KEYS = frozenset({"data.workers", "data.image_cache_mb", "train.threads", "train.device", "eval.batch_size"})
 
 
 @dataclass
@@ -188,7 +188,13 @@ def _check_stale(stale: Dict[str, str], selected: List[str], force: bool, out: s
 
 
 def _remove_run(run_dir: str) -> None:
-    """Remove a stale run folder: renamed away first, so a crash never leaves half a folder under its name."""
+    """Remove a stale run folder: renamed away first, so a crash never leaves half a folder under its name.
+
+    Refused (one line naming the holder) while another trainer holds the folder's lock."""
+    from bau.run_lock import RunLock
+
+    with RunLock(run_dir):  # nobody is writing it now
+        pass
     parked = os.path.join(os.path.dirname(run_dir), f".{os.path.basename(run_dir)}.stale-{os.getpid()}")
     try:
         os.replace(run_dir, parked)

@@ -133,3 +133,16 @@ def test_only_with_an_unknown_run_is_an_error(tiny_synth, tmp_path, capsys):
     assert main(["sweep", "--config", path, "--out", out, "--only", "no-such-run", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --only no-such-run") and "method-bau__aug_prob-1.0" in err and err.count("\n") == 1
+
+
+def test_force_refuses_a_run_another_trainer_is_writing(tiny_synth, tmp_path):
+    from bau.run_lock import RunLock
+
+    path = _write_sweep(tmp_path, tiny_synth)
+    out = str(tmp_path / "sweep")
+    name = "method-bau__aug_prob-1.0"
+    run_sweep(path, out, progress=False, only=[name], echo=lambda s: None)
+    with RunLock(os.path.join(out, name)):  # a trainer still writing that run
+        with pytest.raises(BauError, match="another trainer is writing it"):
+            run_sweep(path, out, ["train.epochs=2"], progress=False, only=[name], force=True, echo=lambda s: None)
+    assert os.path.isfile(os.path.join(out, name, "results.json"))  # nothing removed
