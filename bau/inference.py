@@ -21,6 +21,7 @@ from bau.config import Config
 from bau.data.datasets import build_dataset
 from bau.data.loader import build_test_loader
 from bau.evaluation import METRIC_KEYS, distance_matrix, evaluate_features, evaluate_ranking
+from bau.models.reid import input_memory_format
 
 
 @torch.no_grad()
@@ -33,9 +34,10 @@ def extract_features(model: torch.nn.Module, items: Sequence[tuple], cfg: Config
                                cfg.eval.batch_size, cfg.data.workers)
     chunks: List[np.ndarray] = []
     use_amp = cfg.train.amp and device.type == "cuda"
+    fmt = input_memory_format(cfg)
     for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
         with torch.autocast(device_type=device.type, enabled=use_amp):
-            f = model(batch["img"].to(device, non_blocking=True))
+            f = model(batch["img"].to(device, non_blocking=True, memory_format=fmt))
         chunks.append(f.float().cpu().numpy())
     model.train(was_training)
     if not chunks:

@@ -45,7 +45,8 @@ from bau.runs import Run, run_status
 
 SWEEP_RUN_FILE = "sweep_run.json"
 # Options that change where or how fast a run computes, not what it learns: not compared.
-RUNTIME_KEYS = frozenset({"data.workers", "data.image_cache_mb", "train.threads", "train.device", "eval.batch_size"})
+RUNTIME_KEYS = frozenset({"data.workers", "data.image_cache_mb", "train.threads", "train.device", "train.channels_last",
+                          "eval.batch_size"})
 
 
 @dataclass

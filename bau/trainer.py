@@ -38,17 +38,16 @@ from bau.data.datasets import build_dataset
 from bau.data.loader import build_train_loader
 from bau.data.multisource import MultiSourceTrainSet, combine
 from bau.device import resolve_device
-from bau.distributed import (DistContext, barrier, broadcast_, convert_batchnorm, gather_no_grad, gather_with_grad,
-                             init_distributed, rank_device)
+from bau.distributed import DistContext, barrier, broadcast_, convert_batchnorm, init_distributed, rank_device
 from bau.errors import BauError, describe_os_error
 from bau.evaluation import METRIC_KEYS
 from bau.inference import evaluate_target, extract_features
 from bau.memory import PrototypeMemory
-from bau.models.batchnorm import views_per_batchnorm
 from bau.models.reid import ReIDModel, build_model
 from bau.objective import BAUObjective
 from bau.preflight import check_run_inputs
 from bau.run_lock import RunLock
+from bau.step import NonFiniteLoss, TrainStep
 
 
 class TrainingDiverged(BauError):
@@ -138,8 +137,8 @@ class Trainer:
                                                                    self.device)
         self.objective = BAUObjective(cfg.loss, self.memory)
         self.optimizer, self.scheduler = self.build_optimizer(cfg, self.model)
-        self.use_amp = cfg.train.amp and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.step_fn = TrainStep(cfg, self.model, self.objective, self.optimizer, self.memory, self.device,
+                                 net=self.net, dist=self.dist)
 
         self.start_epoch, self.step, self.best_map, self.last_metrics = 1, 0, -1.0, {}
         self.pending_eval: Optional[int] = None  # an epoch whose evaluation did not finish
@@ -164,11 +163,12 @@ class Trainer:
         train_set = combine(sources, list(cfg.data.sources))
         loader = build_train_loader(train_set.train, cfg.data, two_view=cfg.loss.two_view, seed=cfg.train.seed,
                                     num_iters=cfg.train.iters_per_epoch, rank=dist.rank,
-                                    world_size=dist.world_size)
+                                    world_size=dist.world_size, channels_last=cfg.train.channels_last)
         return train_set, loader
 
     @classmethod
     def build_model(cls, cfg: Config, num_classes: int, device: torch.device) -> ReIDModel:
+        """The re-ID network on ``device`` (channels_last when ``train.channels_last``: ``build_model``)."""
         return build_model(cfg, num_classes).to(device)
 
     @classmethod
@@ -214,8 +214,8 @@ class Trainer:
         self.scheduler.load_state_dict(ckpt["scheduler"])
         if self.memory is not None:
             self.memory.load_state_dict(ckpt["memory"])
-        if "scaler" in ckpt and self.use_amp:
-            self.scaler.load_state_dict(ckpt["scaler"])
+        if "scaler" in ckpt and self.step_fn.use_amp:
+            self.step_fn.scaler.load_state_dict(ckpt["scaler"])
         self.start_epoch = ckpt["epoch"] + 1
         self.step = ckpt["step"]
         self.best_map = ckpt.get("best_map", -1.0)
@@ -251,8 +251,8 @@ class Trainer:
         }
         if self.memory is not None:
             payload["memory"] = self.memory.state_dict()
-        if self.use_amp:
-            payload["scaler"] = self.scaler.state_dict()
+        if self.step_fn.use_amp:
+            payload["scaler"] = self.step_fn.scaler.state_dict()
         return payload
 
     def _seed_epoch(self, epoch: int) -> None:
@@ -265,47 +265,16 @@ class Trainer:
         if getattr(self.loader, "generator", None) is not None:
             self.loader.generator.manual_seed(seed)
 
-    def train_step(self, batch: Dict[str, torch.Tensor], epoch: int) -> Dict[str, float]:
-        values, _ = self._train_step(batch, epoch)
-        return values
-
-    def _train_step(self, batch: Dict[str, torch.Tensor], epoch: int) -> Tuple[Dict[str, float], torch.Tensor]:
-        """One optimisation step; returns the logged loss values and the global batch's domain ids."""
-        cfg, dev = self.cfg, self.device
-        pids = batch["pid"].to(dev, non_blocking=True)
-        dids = batch["domain"].to(dev, non_blocking=True)
-        images = batch["orig"].to(dev, non_blocking=True)
-        two_view = cfg.loss.two_view
-        if two_view:
-            # One forward over [original; augmented]. Its BatchNorm statistics follow model.bn_views:
-            # one set for both views (joint) or one per view, running statistics from the originals
-            # (split, what the released two-GPU DataParallel run does; bau.models.batchnorm).
-            images = torch.cat([images, batch["aug"].to(dev, non_blocking=True)])
-        views = 2 if two_view and cfg.model.bn_views == "split" else 1
-        with views_per_batchnorm(self.model, views), torch.autocast(device_type=dev.type, enabled=self.use_amp):
-            out = self.net(images)
-        b = pids.shape[0]
-        # Distributed: every rank rebuilds the global batch (rank order = the single-process order,
-        # since the sampler hands each rank a contiguous slice), with gradients, and computes the
-        # single-process loss on it.
-        out_o = {k: gather_with_grad(v[:b], self.dist) for k, v in out.items()}
-        out_a = {k: gather_with_grad(v[b:], self.dist) for k, v in out.items()} if two_view else None
-        pids, dids = gather_no_grad(pids, self.dist), gather_no_grad(dids, self.dist)
-        terms = self.objective(out_o, out_a, pids, dids)
-        f_orig = terms.pop("_f_orig")
-        for name, value in terms.items():
-            if not torch.isfinite(value):
-                raise TrainingDiverged(
-                    f"loss term {name!r} became {value.item()} at epoch {epoch}, step {self.step + 1}; "
-                    f"stopped, the last good checkpoint is {self.last_path if os.path.exists(self.last_path) else 'none (first epoch)'}")
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(terms["total"]).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        if self.memory is not None:
-            self.memory.update(f_orig, pids)  # Eq. 7, original-view features only
+    def train_step(self, batch: Dict[str, torch.Tensor], epoch: int) -> Tuple[Dict[str, float], torch.Tensor]:
+        """One step (``bau.step.TrainStep``); returns the loss values and the batch's domain ids."""
+        try:
+            values, dids = self.step_fn(batch)
+        except NonFiniteLoss as e:
+            last = self.last_path if os.path.exists(self.last_path) else "none (first epoch)"
+            raise TrainingDiverged(f"loss term {e.term!r} became {e.value} at epoch {epoch}, step {self.step + 1}; "
+                                   f"stopped, the last good checkpoint is {last}") from None
         self.step += 1
-        return {k: float(v.detach()) for k, v in terms.items()}, dids
+        return values, dids
 
     def evaluate(self, epoch: int) -> Dict:
         """Rank 0 evaluates every target, logs it and keeps ``best.pt``; the other ranks wait."""
@@ -338,7 +307,7 @@ class Trainer:
         t_start = t_last = time.perf_counter()
         it = 0
         for it, batch in enumerate(bar, 1):
-            values, dids = self._train_step(batch, epoch)
+            values, dids = self.train_step(batch, epoch)
             slots += np.bincount(dids.cpu().numpy(), minlength=len(names))[:len(names)]
             for k, v in values.items():
                 sums[k] = sums.get(k, 0.0) + v

@@ -45,7 +45,7 @@ from benchmarks.common import (Report, describe_machine_line, measure_memory, pr
                                time_repeated, write_json)
 from bau.config import load_config  # noqa: E402
 from bau.data.loader import TrainImageSet, build_train_loader  # noqa: E402
-from bau.data.transforms import build_original_transform, build_transforms  # noqa: E402
+from bau.data.transforms import build_original_transform, build_train_transform  # noqa: E402
 
 DEFAULT_GPU_STEP_S = 0.35
 
@@ -117,8 +117,7 @@ def run(args: argparse.Namespace, paths: List[str]) -> Dict[str, object]:
                              "data.randaugment=true", "data.color_jitter=true", "data.random_erasing=true"])
     d = cfg.data
     items = training_items(paths, args.num_ids, d.num_instances)
-    two_view = TrainImageSet(items, build_transforms(d.height, d.width, d.aug_prob, d.randaugment, d.color_jitter,
-                                                     d.random_erasing))
+    two_view = TrainImageSet(items, build_train_transform(d))
     one_view = TrainImageSet(items, build_original_transform(d.height, d.width))
     report = Report("data_pipeline")
     report.size = {"height": d.height, "width": d.width, "aug_prob": d.aug_prob, "files": len(paths),

@@ -35,13 +35,16 @@ def _torchrun(nproc, run_dir, overrides):
 # BatchNorm there are more of those, so the multi-step run uses the joint BatchNorm and the
 # per-view one is checked on exact gradients below. The image sampler repeats a rare identity's
 # images within a batch; two identical features make the triplet loss's sqrt(d^2) differentiate
-# last-bit noise, so the multi-step runs use the identity sampler.
+# last-bit noise, so the multi-step runs use the identity sampler; and channels_last convolutions
+# pick other summation orders per batch size, so they run in the default memory format (the
+# channels_last step is compared with the plain one in tests/test_step.py).
 @pytest.mark.parametrize("extra", [{"loss.weighting": "false", "model.bn_views": "joint"}, {"train.iters_per_epoch": 1},
                                    {"loss.two_view": "false", "loss.align": "false", "loss.uniform": "false"}],
                          ids=["bau", "bau-weighted", "single-view"])
 def test_two_ranks_match_one_process(tiny_synth, tmp_path, extra):
     overrides = tiny_overrides(tiny_synth, **{"train.epochs": 1, "train.iters_per_epoch": 3, "data.targets": "",
-                                              "train.threads": 1, "data.sampler": "identity", **extra})
+                                              "train.threads": 1, "data.sampler": "identity",
+                                              "train.channels_last": "false", **extra})
     steps = int(dict(o.split("=", 1) for o in overrides)["train.iters_per_epoch"])
     one, two = str(tmp_path / "one"), str(tmp_path / "two")
     _torchrun(1, one, overrides)

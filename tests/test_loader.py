@@ -7,7 +7,8 @@ import torch
 from PIL import Image
 
 from bau.config import DataConfig
-from bau.data.loader import (TestImageSet, TrainImageSet, build_test_loader, build_train_loader, seed_worker)
+from bau.data.loader import (TestImageSet, TrainImageSet, build_test_loader, build_train_loader, collate_views,
+                             seed_worker)
 from bau.data.randaugment import ReleasedRandAugment
 from bau.data.samplers import ImageGroupSampler, PKSampler
 from bau.data.transforms import build_test_transform, build_transforms
@@ -56,7 +57,7 @@ def test_train_loader_batches_are_p_by_k_with_two_views(items):
     assert len(batches) == len(loader) == 3  # ceil(6 ids / P=2)
     seen = set()
     for b in batches:
-        assert b["orig"].shape == b["aug"].shape == (4, 3, H, W)
+        assert b["images"].shape == (8, 3, H, W)  # 4 originals, then their 4 augmented views
         pids = b["pid"].tolist()
         assert pids[0] == pids[1] and pids[2] == pids[3] and pids[0] != pids[2]
         assert b["domain"].tolist() == [p % 2 for p in pids]
@@ -80,24 +81,52 @@ def test_config_selects_the_image_sampler_and_the_released_op_set(items):
     assert [d for b in batches for d in b["domain"].tolist()] == [items[i][3] for i in indices]
 
 
-def test_single_view_loader_has_no_aug_key(items):
+def test_single_view_loader_has_one_view(items):
     loader = build_train_loader(items, small_cfg(aug_prob=1.0), two_view=False, seed=1)
     batch = next(iter(loader))
-    assert "aug" not in batch and batch["orig"].shape == (4, 3, H, W)
+    assert batch["images"].shape == (4, 3, H, W) and batch["pid"].shape == (4,)
+
+
+def test_collate_stacks_the_views_once_in_the_asked_memory_format(items):
+    ds = TrainImageSet(items, build_transforms(H, W))
+    samples = [ds[(i, 100 + i)] for i in range(3)]
+    for channels_last in (False, True):
+        batch = collate_views(samples, channels_last=channels_last)
+        images = batch["images"]
+        assert images.shape == (6, 3, H, W)
+        assert images.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        assert torch.equal(images[:3], torch.stack([s["orig"] for s in samples]))
+        assert torch.equal(images[3:], torch.stack([s["aug"] for s in samples]))
+        assert batch["index"].tolist() == [0, 1, 2] and batch["pid"].dtype == torch.long
+
+
+def test_decoded_image_cache_gives_the_same_images_within_its_budget(items):
+    from bau.data.images import DecodedImageCache, read_image
+
+    paths = [it[0] for it in items]
+    one = np.asarray(read_image(paths[0])).nbytes
+    cache = DecodedImageCache(budget_mb=2.5 * one / 2 ** 20).fill(paths)
+    assert len(cache) == 2  # the budget holds two images; the rest are read from disk
+    for p in paths[:4]:
+        assert np.array_equal(np.asarray(cache.get(p)), np.asarray(read_image(p)))
+    # the loader's batches are the same with and without the cache
+    plain = next(iter(build_train_loader(items, small_cfg(image_cache_mb=0), seed=4)))
+    cached = next(iter(build_train_loader(items, small_cfg(image_cache_mb=64), seed=4)))
+    assert torch.equal(plain["images"], cached["images"])
 
 
 def test_train_loader_with_workers_is_reproducible(items):
     def first_batch(seed):
         loader = build_train_loader(items, small_cfg(workers=2), two_view=True, seed=seed, epoch=2)
-        assert not loader.persistent_workers and loader.sampler.epoch == 2
+        assert loader.persistent_workers and loader.sampler.epoch == 2
         batch = next(iter(loader))
         del loader
         return batch
 
     a, b, c = first_batch(5), first_batch(5), first_batch(6)
     assert torch.equal(a["index"], b["index"])
-    assert torch.equal(a["orig"], b["orig"]) and torch.equal(a["aug"], b["aug"])
-    assert not torch.equal(a["aug"], c["aug"])
+    assert torch.equal(a["images"], b["images"])
+    assert not torch.equal(a["images"], c["images"])
 
 
 def test_sharded_loaders_split_each_batch(items):
@@ -112,11 +141,12 @@ def test_sharded_loaders_split_each_batch(items):
     # exactly the images of the single-process batch, and the worker count changes nothing
     first_full = next(iter(full))
     halves = [next(iter(s)) for s in shards]
-    for key in ("orig", "aug"):
-        assert torch.equal(torch.cat([h[key] for h in halves]), first_full[key])
+    for view in range(2):  # originals, then augmented views
+        full_view = first_full["images"][8 * view:8 * view + 8]
+        assert torch.equal(torch.cat([h["images"][4 * view:4 * view + 4] for h in halves]), full_view)
     cfg_workers = DataConfig(height=H, width=W, num_ids=4, num_instances=2, workers=2)
     with_workers = next(iter(build_train_loader(items, cfg_workers, seed=3)))
-    assert torch.equal(with_workers["aug"], first_full["aug"])
+    assert torch.equal(with_workers["images"], first_full["images"])
 
 
 def test_test_set_and_loader_keep_order(items):

@@ -1,0 +1,59 @@
+"""bau.step.TrainStep: the step the trainer, the benchmarks and the GPU check share."""
+import pytest
+import torch
+
+from bau.config import load_config
+from bau.memory import PrototypeMemory
+from bau.objective import BAUObjective
+from bau.step import NonFiniteLoss, TrainStep
+from bau.trainer import Trainer
+from tests.conftest import tiny_overrides
+
+
+def _step(root, **extra):
+    cfg = load_config(None, tiny_overrides(root, **extra))
+    train_set, loader = Trainer.build_data(cfg)
+    torch.manual_seed(0)
+    model = Trainer.build_model(cfg, train_set.num_classes, torch.device("cpu")).train()
+    memory = Trainer.build_memory(cfg, train_set, model.feat_dim, torch.device("cpu"))
+    memory.initialise(torch.nn.functional.normalize(torch.randn(train_set.num_classes, model.feat_dim), dim=1),
+                      torch.arange(train_set.num_classes))
+    optimizer, _ = Trainer.build_optimizer(cfg, model)
+    loader.sampler.set_epoch(1)
+    batch = next(iter(loader))
+    return TrainStep(cfg, model, BAUObjective(cfg.loss, memory), optimizer, memory, torch.device("cpu")), batch
+
+
+def test_channels_last_gives_the_same_step(tiny_synth):
+    plain, batch = _step(tiny_synth, **{"train.channels_last": "false"})
+    fast, batch_cl = _step(tiny_synth, **{"train.channels_last": "true"})
+    assert batch_cl["images"].is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(batch["images"], batch_cl["images"])  # same values, other layout
+    a, dids_a = plain(batch)
+    b, dids_b = fast(batch_cl)
+    assert set(a) == {"ce", "tri", "align", "uniform", "domain", "total"} and torch.equal(dids_a, dids_b)
+    for k in a:
+        assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-5), k
+    # Adam moves a weight by about lr whatever its gradient's size, so last-bit gradient noise in
+    # near-zero entries moves by up to 2 lr: the weights agree to that
+    lr = plain.optimizer.param_groups[0]["lr"]
+    for (name, p), q in zip(plain.model.named_parameters(), fast.model.parameters()):
+        assert torch.allclose(p, q, atol=2.5 * lr), name
+
+
+def test_a_non_finite_term_stops_before_any_update(tiny_synth, monkeypatch):
+    step, batch = _step(tiny_synth)
+    before = [p.detach().clone() for p in step.model.parameters()]
+    protos = step.memory.prototypes.clone()
+    real = BAUObjective.__call__
+
+    def nan_domain(self, *a):
+        terms = real(self, *a)
+        terms["domain"] = terms["domain"] * float("inf")
+        return terms
+
+    monkeypatch.setattr(BAUObjective, "__call__", nan_domain)
+    with pytest.raises(NonFiniteLoss, match="'domain' became -?inf"):
+        step(batch)
+    assert all(torch.equal(a, b) for a, b in zip(before, step.model.parameters()))
+    assert torch.equal(protos, step.memory.prototypes)
