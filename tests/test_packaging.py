@@ -50,6 +50,29 @@ def test_protocol_configs_follow_table_2():
     assert not base.loss.two_view and base.data.aug_prob == 0.0
 
 
+# train.sh of the released code: iterations per epoch for each protocol and target.
+RELEASED_ITERS = {
+    "protocol1/m_c2_c3_cs-prid_grid_viper_ilids.yaml": 500,
+    "protocol2/m_ms_cs-c3.yaml": 500, "protocol2/m_cs_c3-ms.yaml": 200, "protocol2/ms_cs_c3-m.yaml": 500,
+    "protocol3/m_ms_cs-c3.yaml": 1000, "protocol3/m_cs_c3-ms.yaml": 400, "protocol3/ms_cs_c3-m.yaml": 1000,
+}
+
+
+@pytest.mark.parametrize("name, iters", sorted(RELEASED_ITERS.items()))
+def test_protocol_configs_carry_the_released_recipe(name, iters):
+    cfg = load_config(os.path.join(ROOT, "experiments", name))
+    assert cfg.train.iters_per_epoch == iters and cfg.train.epochs == 60
+    assert (cfg.data.num_ids, cfg.data.num_instances, cfg.data.height, cfg.data.width) == (64, 4, 256, 128)
+    assert (cfg.data.sampler, cfg.data.randaugment_ops, cfg.model.bn_views) == ("image", "released", "split")
+    assert cfg.model.backbone == "resnet50" and cfg.data.aug_prob == 0.5
+
+
+def test_every_protocol_config_is_pinned():
+    found = {os.path.relpath(p, os.path.join(ROOT, "experiments")) for p in
+             glob.glob(os.path.join(ROOT, "experiments", "protocol*", "*.yaml"))}
+    assert found == set(RELEASED_ITERS)
+
+
 def test_ci_runs_make_test_only():
     with open(os.path.join(ROOT, ".ci", "run")) as f:
         commands = [ln.strip() for ln in f if ln.strip() and not ln.startswith("#")]
