@@ -114,7 +114,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from bau.sweep import run_sweep
 
-    rows = run_sweep(args.config, args.out, args.overrides, progress=not args.quiet, only=args.only, force=args.force)
+    rows = run_sweep(args.config, args.out, args.overrides, progress=not args.quiet, only=args.only, force=args.force,
+                     jobs=args.jobs)
     done = sum(r["status"] == "finished" for r in rows)
     print(f"sweep {args.out}: {done}/{len(rows)} runs finished; summary in {args.out}/summary.csv")
     return 0
@@ -198,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="retrain from scratch the runs trained with other settings than the sweep asks for now")
     w.add_argument("overrides", nargs="*", metavar="section.key=value", help="overrides for every run")
     w.add_argument("--quiet", action="store_true")
+    w.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="train N runs at once, each in its own process (default 1)")
     w.set_defaults(func=_cmd_sweep)
 
     a = sub.add_parser("app", help="serve the Streamlit app for a runs folder on localhost")

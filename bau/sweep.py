@@ -15,6 +15,14 @@ Run folders are named after their labels (``method-bau__aug_prob-0.5``); ``summa
 ``summary.csv`` list every run with its labels, status and metrics, and the figure scripts find
 runs by label through them.
 
+Seeds are an axis like any other: ``seeds: [1, 2, 3]`` at the top of a sweep file repeats every
+run of the grids with ``train.seed`` = each value (label ``seed``, folder suffix ``__seed-1``);
+a ``train.seed: [...]`` axis inside a grid does the same for that grid. The figure scripts and
+tables aggregate over the ``seed`` label (mean, spread, n) and never pick one seed silently.
+
+``--jobs N`` trains N runs at once, each in its own process (give each run
+``train.threads`` = cores / N); the run folders' locks keep two processes off one run.
+
 A sweep folder holds one setting. Each run folder keeps the config it trained with
 (``config.yaml``) and the sweep settings that asked for it (``sweep_run.json``: sweep file,
 base config, overrides, labels). Before anything is trained, every run that has trained (finished
@@ -40,7 +48,7 @@ import yaml
 
 from bau.atomic import atomic_write_json, atomic_write_text
 from bau.config import Config, load_config, load_yaml
-from bau.errors import BauError
+from bau.errors import BauError, one_line
 from bau.runs import Run, run_status
 
 SWEEP_RUN_FILE = "sweep_run.json"
@@ -92,6 +100,22 @@ def expand_grid(grid: Dict[str, Any], where: str) -> List[RunSpec]:
     return runs
 
 
+def with_seeds(runs: List[RunSpec], seeds: Any, where: str) -> List[RunSpec]:
+    """Every run once per seed of the sweep's ``seeds:`` list (label ``seed``, ``train.seed=S``)."""
+    if seeds is None:
+        return runs
+    if (not isinstance(seeds, list) or not seeds or len(set(map(str, seeds))) != len(seeds)
+            or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in seeds)):
+        raise BauError(f"{where}: seeds: expected a list of distinct integers >= 0, got {seeds!r}")
+    out = []
+    for r in runs:
+        if "seed" in r.labels:
+            raise BauError(f"{where}: run {r.name} has a train.seed axis and the file a seeds: list; use one")
+        out += [RunSpec(f"{r.name}__seed-{s}", {**r.labels, "seed": s}, r.overrides + [f"train.seed={s}"])
+                for s in seeds]
+    return out
+
+
 def load_sweep(path: str) -> Dict[str, Any]:
     data = load_yaml(path)
     if "base" not in data or "grids" not in data:
@@ -104,6 +128,7 @@ def load_sweep(path: str) -> Dict[str, Any]:
     runs: List[RunSpec] = []
     for i, g in enumerate(grids):
         runs += expand_grid(g, f"sweep file {path}: grids[{i}]")
+    runs = with_seeds(runs, data.get("seeds"), f"sweep file {path}")
     names = [r.name for r in runs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -204,8 +229,27 @@ def _remove_run(run_dir: str) -> None:
         raise BauError(f"run folder {run_dir}: cannot be removed for retraining ({e.strerror})") from None
 
 
+def _train_run(run_dir: str, cfg_dict: Optional[Dict[str, Any]], record: Dict[str, Any], progress: bool,
+               echo=print) -> None:
+    """Train (``cfg_dict``) or resume (None) the run in ``run_dir``; also the body of a ``--jobs`` process."""
+    from bau.config import config_from_dict
+    from bau.trainer import Trainer, resume_config
+
+    if cfg_dict is None:
+        trainer = Trainer(resume_config(run_dir), run_dir, resume=True, progress=progress, echo=echo)
+    else:
+        trainer = Trainer(config_from_dict(cfg_dict).validate(), run_dir, progress=progress, echo=echo)
+    atomic_write_json(os.path.join(run_dir, SWEEP_RUN_FILE), record)
+    trainer.fit()
+
+
+def _quiet(line: str) -> None:
+    pass
+
+
 def run_sweep(path: str, out: str, extra_overrides: Optional[List[str]] = None, progress: bool = True,
-              only: Optional[List[str]] = None, echo=print, force: bool = False) -> List[Dict[str, Any]]:
+              only: Optional[List[str]] = None, echo=print, force: bool = False,
+              jobs: int = 1) -> List[Dict[str, Any]]:
     """Train the sweep's runs into ``out`` (skip finished, resume interrupted); returns the summary rows.
 
     Args:
@@ -214,12 +258,13 @@ def run_sweep(path: str, out: str, extra_overrides: Optional[List[str]] = None, 
         extra_overrides: ``section.key=value`` for every run (after the sweep file's).
         only: train only these runs (names as in the sweep); an unknown name is a ``BauError``.
         force: retrain (from scratch) the selected runs that trained with other settings.
+        jobs: runs trained at once, each in its own process.
 
     Raises:
         BauError: an unknown ``only`` name, or a run trained with other settings (without ``force``).
     """
-    from bau.trainer import Trainer, resume_config
-
+    if jobs < 1:
+        raise BauError(f"--jobs {jobs}: expected at least 1 run at a time")
     sweep = load_sweep(path)
     if extra_overrides:
         sweep["overrides"] = sweep["overrides"] + list(extra_overrides)
@@ -234,6 +279,7 @@ def run_sweep(path: str, out: str, extra_overrides: Optional[List[str]] = None, 
         {"source": path, "base": sweep["base"], "overrides": sweep["overrides"],
          "runs": [{"name": r.name, "labels": r.labels, "overrides": r.overrides} for r in sweep["runs"]]},
         sort_keys=False))
+    todo = []
     for i, r in enumerate(runs, 1):
         run_dir = os.path.join(out, r.name)
         if r.name in retrain:
@@ -243,17 +289,37 @@ def run_sweep(path: str, out: str, extra_overrides: Optional[List[str]] = None, 
         if status == "finished":
             echo(f"[{i}/{len(runs)}] {r.name}: finished, skipped")
             continue
-        if status == "interrupted":
-            echo(f"[{i}/{len(runs)}] {r.name}: resuming")
-            trainer = Trainer(resume_config(run_dir), run_dir, resume=True, progress=progress, echo=echo)
-        else:
-            echo(f"[{i}/{len(runs)}] {r.name}: training")
-            cfg = load_config(sweep["base"], sweep["overrides"] + r.overrides)
-            trainer = Trainer(cfg, run_dir, progress=progress, echo=echo)
-        atomic_write_json(os.path.join(run_dir, SWEEP_RUN_FILE), {
-            "sweep": path, "base": sweep["base"], "overrides": sweep["overrides"] + r.overrides, "labels": r.labels})
-        trainer.fit()
-        write_summary(out, sweep)
+        cfg = None if status == "interrupted" else load_config(sweep["base"], sweep["overrides"] + r.overrides).to_dict()
+        record = {"sweep": path, "base": sweep["base"], "overrides": sweep["overrides"] + r.overrides,
+                  "labels": r.labels}
+        todo.append((f"[{i}/{len(runs)}] {r.name}: {'resuming' if cfg is None else 'training'}", run_dir, cfg, record))
+    if jobs == 1 or len(todo) <= 1:
+        for line, run_dir, cfg, record in todo:
+            echo(line)
+            _train_run(run_dir, cfg, record, progress, echo)
+            write_summary(out, sweep)
+        return write_summary(out, sweep)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # Fresh interpreters (spawn), not forks of a process whose thread pools may be running.
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {}
+        for line, run_dir, cfg, record in todo:
+            futures[pool.submit(_train_run, run_dir, cfg, record, False, _quiet)] = (line, run_dir)
+            echo(f"{line} (in a worker process)")
+        failures = []
+        for future in as_completed(futures):
+            line, run_dir = futures[future]
+            try:
+                future.result()
+                echo(f"{os.path.basename(run_dir)}: finished")
+            except Exception as e:  # a worker's error is reported, the other runs go on
+                failures.append(f"{os.path.basename(run_dir)}: {one_line(e)}")
+                echo(f"{os.path.basename(run_dir)}: failed: {one_line(e)}")
+            write_summary(out, sweep)
+    if failures:
+        raise BauError(f"sweep folder {out}: {len(failures)} run(s) failed; first: {failures[0]}")
     return write_summary(out, sweep)
 
 

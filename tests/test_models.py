@@ -94,3 +94,18 @@ def test_unknown_backbone():
     cfg.model.backbone = "resnet9000"  # a config built in code is still checked by the registry
     with pytest.raises(BauError, match="unknown backbone"):
         build_model(cfg, 3)
+
+
+def test_head_matches_the_released_model():
+    """BNNeck with a frozen zero bias, a bias-free classifier with PyTorch's default initialisation."""
+    import math
+
+    import torch
+
+    torch.manual_seed(0)
+    model = build_model(load_config(None, ["model.backbone=mobilenetv2", "model.pretrained=false"]), 500)
+    assert not model.bnneck.bias.requires_grad and torch.equal(model.bnneck.bias, torch.zeros(1280))
+    assert model.classifier.bias is None
+    bound = 1 / math.sqrt(1280)  # kaiming_uniform(a=sqrt(5)) of nn.Linear
+    w = model.classifier.weight
+    assert w.abs().max() <= bound and w.std() > 0.5 * bound / math.sqrt(3)

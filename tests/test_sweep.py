@@ -146,3 +146,36 @@ def test_force_refuses_a_run_another_trainer_is_writing(tiny_synth, tmp_path):
         with pytest.raises(BauError, match="another trainer is writing it"):
             run_sweep(path, out, ["train.epochs=2"], progress=False, only=[name], force=True, echo=lambda s: None)
     assert os.path.isfile(os.path.join(out, name, "results.json"))  # nothing removed
+
+
+def test_seeds_repeat_every_run_with_its_own_seed_label(tmp_path):
+    from bau.sweep import load_sweep
+
+    base = tmp_path / "base.yaml"
+    base.write_text("data:\n  sources: [folder:a]\n")
+    path = tmp_path / "s.yaml"
+    path.write_text("base: base.yaml\nseeds: [1, 2]\ngrids:\n  - method: {x: {}, y: {loss.lam: 1.0}}\n")
+    runs = load_sweep(str(path))["runs"]
+    assert [r.name for r in runs] == ["method-x__seed-1", "method-x__seed-2", "method-y__seed-1", "method-y__seed-2"]
+    assert runs[3].labels == {"method": "y", "seed": 2} and runs[3].overrides == ["loss.lam=1.0", "train.seed=2"]
+    # a train.seed axis inside a grid gives the same label
+    path.write_text("base: base.yaml\ngrids:\n  - method: {x: {}}\n    train.seed: [3, 4]\n")
+    assert [r.labels for r in load_sweep(str(path))["runs"]] == [{"method": "x", "seed": 3}, {"method": "x", "seed": 4}]
+    for bad in ("[1, 1]", "[]", "[-1]", "seven"):
+        path.write_text(f"base: base.yaml\nseeds: {bad}\ngrids:\n  - method: {{x: {{}}}}\n")
+        with pytest.raises(BauError, match="seeds: expected a list of distinct integers"):
+            load_sweep(str(path))
+
+
+def test_jobs_train_runs_in_parallel_processes(tiny_synth, tmp_path):
+    path = _write_sweep(tmp_path, tiny_synth)
+    out = str(tmp_path / "sweep")
+    names = ["method-bau__aug_prob-1.0", "method-baseline__aug_prob-0.0"]
+    messages = []
+    rows = run_sweep(path, out, progress=False, only=names, echo=messages.append, jobs=2)
+    assert {r["run"]: r["status"] for r in rows if r["run"] in names} == dict.fromkeys(names, "finished")
+    assert sum("in a worker process" in m for m in messages) == 2
+    for name in names:
+        assert not os.path.exists(os.path.join(out, name, ".lock"))
+    with pytest.raises(BauError, match="--jobs 0"):
+        run_sweep(path, out, only=names, jobs=0)

@@ -41,9 +41,9 @@ class ReIDModel(nn.Module):
         self.bnneck.bias.requires_grad_(False)  # BNNeck: a frozen-bias BN before the classifier
         nn.init.ones_(self.bnneck.weight)
         nn.init.zeros_(self.bnneck.bias)
+        # PyTorch's default Linear initialisation, as the released code leaves it (BoT's std-0.001
+        # normal init is not used there; docs/fidelity.md).
         self.classifier = nn.Linear(dim, num_classes, bias=False) if num_classes > 0 else None
-        if self.classifier is not None:
-            nn.init.normal_(self.classifier.weight, std=0.001)
 
     def forward_features(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
         pooled = self.pool(self.backbone(x))
