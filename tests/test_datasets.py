@@ -333,8 +333,7 @@ def test_unknown_dataset_lists_names(tmp_path):
                                      "cuhksysu", "prid", "grid", "viper", "ilids"}
 
 
-@pytest.mark.parametrize("name", ["market1501", "msmt17", "cuhk03", "cuhk02", "cuhk01", "cuhksysu", "prid", "grid",
-                                  "viper", "ilids", "folder:missing"])
+@pytest.mark.parametrize("name", [*DATASETS.names(), "folder:missing"])
 def test_missing_folder_is_one_clear_line(tmp_path, name):
     with pytest.raises(BauError) as err:
         build_dataset(name, str(tmp_path))

@@ -109,3 +109,21 @@ def test_head_matches_the_released_model():
     bound = 1 / math.sqrt(1280)  # kaiming_uniform(a=sqrt(5)) of nn.Linear
     w = model.classifier.weight
     assert w.abs().max() <= bound and w.std() > 0.5 * bound / math.sqrt(3)
+
+
+@pytest.mark.parametrize("name", BACKBONES.names())
+def test_every_registered_backbone_builds_a_reid_model(name):
+    """Each registry entry: a feature map or token with ``out_channels``, through GeM/BNNeck to
+    unit-norm retrieval features, in both memory formats."""
+    import torch
+
+    for channels_last in ("false", "true"):
+        cfg = load_config(None, [f"model.backbone={name}", "model.pretrained=false", "data.height=64",
+                                 "data.width=32", f"train.channels_last={channels_last}"])
+        torch.manual_seed(0)
+        model = build_model(cfg, num_classes=3)
+        out = model.train()(torch.randn(4, 3, 64, 32))
+        dim = model.backbone.out_channels
+        assert out["feat"].shape == out["bn"].shape == (4, dim) and out["logits"].shape == (4, 3)
+        feats = model.eval()(torch.randn(2, 3, 64, 32))
+        assert feats.shape == (2, dim) and torch.allclose(feats.norm(dim=1), torch.ones(2), atol=1e-5)
