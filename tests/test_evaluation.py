@@ -392,3 +392,13 @@ def test_rank_split_uses_the_same_numbers(rerank, monkeypatch):
     assert out["mAP"] == expected["mAP"] and out["mINP"] == expected["mINP"]
     assert (out["rank1"], out["rank5"], out["rank10"]) == tuple(expected["cmc"][[0, 4, 9]])
     assert (out["num_query"], out["num_gallery"]) == (40, 120)
+
+
+def test_consecutive_feature_rows_are_views_not_copies():
+    from bau.inference import _rows
+
+    feats = np.arange(12, dtype=np.float32).reshape(6, 2)
+    view = _rows(feats, [2, 3, 4])
+    assert np.shares_memory(view, feats) and np.array_equal(view, feats[2:5])
+    copy = _rows(feats, [0, 2])
+    assert not np.shares_memory(copy, feats) and np.array_equal(copy, feats[[0, 2]])
