@@ -27,7 +27,7 @@ def _no_progress(fraction: float, text: str) -> None:
 def cached_tsne(fs: FeatureSet, max_points: int = 1500, perplexity: float = 30.0, seed: int = 0,
                 progress: Progress = _no_progress) -> Tuple[np.ndarray, np.ndarray]:
     """``(rows [M], embedding [M, 2])``: a seeded t-SNE of at most ``max_points`` rows of ``fs``."""
-    from analysis.embedding import tsne
+    from analysis.embedding import sample_rows, tsne
 
     cache = fs.cache()
     key = cache_key("tsne", fs.checkpoint, features=fs.key, max_points=max_points, perplexity=perplexity,
@@ -36,8 +36,7 @@ def cached_tsne(fs: FeatureSet, max_points: int = 1500, perplexity: float = 30.0
     if hit is not None:
         progress(1.0, "t-SNE: from the cache")
         return hit["rows"], hit["embedding"]
-    n = len(fs)
-    rows = np.arange(n) if n <= max_points else np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
+    rows = sample_rows(len(fs), max_points, seed)
     progress(0.0, f"t-SNE of {len(rows)} points")
     emb = tsne(fs.features[rows], seed=seed, perplexity=perplexity, n_jobs=1)
     cache.save_arrays(key, {"rows": rows, "embedding": emb})
