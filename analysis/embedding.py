@@ -107,6 +107,14 @@ def _tsne(x: np.ndarray, seed: int, perplexity: float, pca_dims: Optional[int], 
     return model.fit_transform(x).astype(np.float32)
 
 
+def add_tsne_options(parser) -> None:
+    """``--perplexity`` and ``--tsne-iters`` (of ``tsne``) on an ``argparse`` parser: one spelling and
+    one default for every command that draws a t-SNE (``bau analyze``, Figure 4)."""
+    parser.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity (default 30)")
+    parser.add_argument("--tsne-iters", type=int, default=750,
+                        help="t-SNE iterations after the 250 early-exaggeration ones (default 750)")
+
+
 def sample_rows(n: int, max_points: int, seed: int = 0) -> np.ndarray:
     """Sorted ``[M]`` row indices: all ``n`` rows, or ``max_points`` of them drawn without replacement
     from a local generator seeded with ``seed`` (same inputs, same rows)."""

@@ -153,13 +153,13 @@ def _body(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from analysis.embedding import add_tsne_options
+
     parser = sweep_arguments(__doc__, "figure4")
     parser.add_argument("--p", type=float, default=0.5, help="p of the runs in the t-SNE panels (default 0.5)")
     parser.add_argument("--max-per-domain", type=int, default=2000,
                         help="images per domain in the t-SNE (seeded sample; default 2000)")
-    parser.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity (default 30)")
-    parser.add_argument("--tsne-iters", type=int, default=750,
-                        help="t-SNE iterations after the 250 early-exaggeration ones (default 750)")
+    add_tsne_options(parser)
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample and the t-SNE (default 0)")
     add_run_seed_option(parser, "the t-SNE panels (b)")
     return parser

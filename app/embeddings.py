@@ -10,7 +10,7 @@ callback (the page passes a ``st.progress`` bar; tests pass nothing).
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Tuple
 
 import numpy as np
 

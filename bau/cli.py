@@ -149,6 +149,8 @@ def _cmd_app(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from analysis.embedding import add_tsne_options
+
     p = argparse.ArgumentParser(prog="bau", description="Train, evaluate and analyse BAU (Balancing Alignment and "
                                                         "Uniformity) for domain-generalizable person re-ID.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -192,9 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--out", required=True, help="output folder: report.md, report.json, tsne.png/.pdf/.json")
     y.add_argument("--max-points", type=int, default=2000,
                    help="images in the t-SNE (seeded sample; default 2000; 0: no t-SNE)")
-    y.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity (default 30)")
-    y.add_argument("--tsne-iters", type=int, default=750,
-                   help="t-SNE iterations after the 250 early-exaggeration ones (default 750)")
+    add_tsne_options(y)
     y.add_argument("--seed", type=int, default=0, help="seed of the t-SNE and its sample (default 0)")
     y.add_argument("--quiet", action="store_true", help="no progress messages")
     y.set_defaults(func=_cmd_analyze)
