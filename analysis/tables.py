@@ -228,6 +228,7 @@ class Cell:
     mAP: Spread
     rank1: Spread
     difference: Optional[PairedDifference] = None
+    reference: Optional[Dict[int, Run]] = None  # the runs the difference is against
 
 
 @dataclass
@@ -321,7 +322,7 @@ def build_table(table: Table, entries: List[Tuple[Setting, Run, Dict[str, Any]]]
                 if difference.unpaired:
                     note(f"note: {what}: seeds {', '.join(map(str, difference.unpaired))} have no run of the other "
                          f"method; left out of the paired difference")
-            cells.append(Cell(runs, mAP, rank1, difference))
+            cells.append(Cell(runs, mAP, rank1, difference, reference))
         if all(c is None for c in cells):
             continue
         average = _average(cells, f"{table.key} row {row_name}", note) if len(settings) > 1 else None
@@ -339,7 +340,7 @@ def markdown_rows(t: TableRows) -> Tuple[List[str], List[List[str]]]:
         header += [f"{name} mAP", f"{name} Rank-1"] + ([f"{name} {DIFFERENCE} (95% CI)"] if t.compared else [])
     if len(t.settings) > 1:
         header += ["Average mAP", "Average Rank-1"]
-    header.append("runs")
+    header += ["runs"] + (["baseline runs"] if t.compared else [])
     rows = []
     for labels, cells, average in t.rows:
         out = list(labels)
@@ -350,12 +351,16 @@ def markdown_rows(t: TableRows) -> Tuple[List[str], List[List[str]]]:
         if len(t.settings) > 1:
             out += ["", ""] if average is None else [average[0].text(), average[1].text()]
         out.append(_run_names(cells))
+        if t.compared:
+            out.append(_run_names(cells, reference=True))
         rows.append(out)
     return header, rows
 
 
-def _run_names(cells: List[Optional[Cell]]) -> str:
-    return " ".join(r.name for c in cells if c is not None for r in c.runs.values())
+def _run_names(cells: List[Optional[Cell]], reference: bool = False) -> str:
+    """The names of the runs behind a row's cells (or behind their paired differences' reference)."""
+    return " ".join(r.name for c in cells if c is not None
+                    for r in ((c.reference or {}) if reference else c.runs).values())
 
 
 def _spread_csv(s: Optional[Spread]) -> List[str]:
@@ -380,7 +385,7 @@ def csv_rows(t: TableRows) -> Tuple[List[str], List[List[str]]]:
     if len(t.settings) > 1:
         for metric in ("mAP", "Rank-1"):
             header += [f"Average {metric} {k}" for k in ("mean", "std", "n")]
-    header.append("runs")
+    header += ["runs"] + (["baseline runs"] if t.compared else [])
     rows = []
     for labels, cells, average in t.rows:
         out = list(labels)
@@ -393,6 +398,8 @@ def csv_rows(t: TableRows) -> Tuple[List[str], List[List[str]]]:
         if len(t.settings) > 1:
             out += _spread_csv(average and average[0]) + _spread_csv(average and average[1])
         out.append(_run_names(cells))
+        if t.compared:
+            out.append(_run_names(cells, reference=True))
         rows.append(out)
     return header, rows
 
