@@ -530,3 +530,9 @@ def test_table_average_over_settings_is_over_the_seeds_both_have(tmp_path):
     header, rows = csv_rows(content)
     assert header[-4:] == ["Average Rank-1 mean", "Average Rank-1 std", "Average Rank-1 n", "runs"]
     assert rows[0][1:4] == ["32.0000", "2.0000", "3"] and rows[0][13:16] == ["21.5000", "2.1213", "2"]
+
+
+def test_run_seed_that_the_sweep_lacks_is_one_error_line(sweep, tmp_path, capsys):
+    assert figure4.main(["--sweep", sweep, "--out", str(tmp_path / "o"), "--run-seed", "9", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--run-seed 9: sweep folder" in err and "(seeds there: 1, 2)" in err
