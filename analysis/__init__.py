@@ -5,8 +5,13 @@
 - ``analysis.embedding``: seeded t-SNE and the domain-coloured scatter of Figure 4b.
 - ``analysis.gradcam``: Grad-CAM maps of the retrieval embedding (Figure 2).
 - ``analysis.galleries``: the weight-score gallery of Figure 5b and ranked retrieval lists.
-- ``analysis.plotting``: the shared style (colours per method and per domain, figure sizes) and
-  ``save_figure``, which writes PNG + PDF + the plotted numbers.
+- ``analysis.feature_report``: diagnostics of any model's features (a feature file, docs/feature_files.md):
+  alignment with identities per domain, uniformity overall and per domain, CMC/mAP per domain,
+  the t-SNE pair and the report of ``bau analyze``; the app's Geometry page shows the same numbers.
+- ``analysis.plotting``: the shared style (colours per method and per domain, figure sizes), the
+  marks for numbers over seeds (mean ± std bars, paired differences with their 95 % interval;
+  the statistics themselves are ``bau.seeds``) and ``save_figure``, which writes PNG + PDF + the
+  plotted numbers.
 
 Everything here is a function over arrays, models or checkpoints; the figure scripts that call
 them live elsewhere. Modules import their heavy dependencies (matplotlib, grad-cam) themselves, so

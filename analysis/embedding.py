@@ -10,7 +10,9 @@ dims, 1,000 iterations, one thread) it took 296 s of CPU against scikit-learn's 
 gain that does not justify a second dependency or figures that change with what is installed.
 
 ``plot_tsne`` draws the points coloured by domain, with each domain's uniformity in parentheses
-in the legend as in Figure 4b, and can ring the points of a few identities in their own colours.
+in the legend as in Figure 4b, and can ring the points of a few identities in their own colours;
+``plot_tsne_identities`` colours every point by its identity. ``sample_rows`` is the seeded subset
+of rows a capped t-SNE is drawn on (``bau analyze --max-points``, the app's "Max points").
 """
 from __future__ import annotations
 
@@ -105,6 +107,24 @@ def _tsne(x: np.ndarray, seed: int, perplexity: float, pca_dims: Optional[int], 
     return model.fit_transform(x).astype(np.float32)
 
 
+def add_tsne_options(parser) -> None:
+    """``--perplexity`` and ``--tsne-iters`` (of ``tsne``) on an ``argparse`` parser: one spelling and
+    one default for every command that draws a t-SNE (``bau analyze``, Figure 4)."""
+    parser.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity (default 30)")
+    parser.add_argument("--tsne-iters", type=int, default=750,
+                        help="t-SNE iterations after the 250 early-exaggeration ones (default 750)")
+
+
+def sample_rows(n: int, max_points: int, seed: int = 0) -> np.ndarray:
+    """Sorted ``[M]`` row indices: all ``n`` rows, or ``max_points`` of them drawn without replacement
+    from a local generator seeded with ``seed`` (same inputs, same rows)."""
+    if max_points < 1:
+        raise BauError(f"max points {max_points}: expected a positive number")
+    if n <= max_points:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
+
+
 def _pick_ids(ids: np.ndarray, num: int, seed: int = 0) -> list:
     """``num`` identities drawn with a fixed seed among those with at least two points (a cluster
     needs two), so the highlighted ones spread over the domains rather than all being the lowest ids."""
@@ -186,4 +206,46 @@ def plot_tsne(emb: np.ndarray, domains: Sequence[int], domain_names: Sequence[st
         ax.set_title(title)
     if legend and handles:
         ax.legend(handles=handles, loc="best", frameon=True, markerscale=1.0, handletextpad=0.2)
+    return ax
+
+
+def plot_tsne_identities(emb: np.ndarray, ids: Sequence[Any], ax=None, point_size: float = 3.0,
+                         title: Optional[str] = None):
+    """Scatter of a t-SNE embedding with one colour per identity (colours repeat beyond 20 identities);
+    points whose id is negative (distractors, no identity) are light grey, drawn first.
+
+    Args:
+        emb: ``[N, 2]`` embedding from ``tsne``.
+        ids: ``[N]`` integer identity labels (``analysis.feature_report.identity_labels``).
+        ax, point_size, title: as for ``plot_tsne``.
+
+    Returns:
+        The Axes.
+    """
+    import seaborn as sns
+
+    from analysis.plotting import figure
+
+    emb = np.asarray(emb)
+    ids = np.asarray(ids).reshape(-1)
+    if emb.ndim != 2 or emb.shape[1] != 2 or len(ids) != len(emb):
+        raise BauError(f"t-SNE plot: expected an [N, 2] embedding and N identity labels, got {emb.shape} and "
+                       f"{len(ids)}")
+    if ax is None:
+        _, axes = figure(1, 1, width=3.3, aspect=1.0)
+        ax = axes[0, 0]
+    none = ids < 0
+    ax.scatter(emb[none, 0], emb[none, 1], color="0.85", s=point_size, linewidths=0, rasterized=True)
+    palette = np.array(sns.color_palette("tab20", 20))
+    values = np.unique(ids[~none])
+    # identities get the palette's colours in a seeded order, so neighbours in id do not share a hue
+    colour_of = {v: palette[i % 20] for i, v in enumerate(np.random.default_rng(0).permutation(values))}
+    order = np.random.default_rng(0).permutation(np.flatnonzero(~none))
+    colors = np.array([colour_of[v] for v in ids[order]]) if len(order) else np.zeros((0, 3))
+    ax.scatter(emb[order, 0], emb[order, 1], c=colors, s=point_size, linewidths=0, alpha=0.8, rasterized=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_aspect("equal", adjustable="datalim")
+    if title:
+        ax.set_title(title)
     return ax

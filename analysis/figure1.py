@@ -9,16 +9,26 @@ Panels, all against the augmentation probability p:
 (b) alignment L_align (Eq. 1) and uniformity L_uniform (Eq. 2) of the OOD baseline's features
     on the target's query + gallery images (positives = same identity; lower is better for both);
 (c) uniformity -L_uniform (higher = more uniform) of the OOD baseline's features on the source
-    domains' training images (pooled; at most --max-per-domain per domain) and on the target.
+    domains' training images (pooled; at most --max-per-domain per domain) and on the target;
+(d) when the sweep has BAU runs: the paired difference BAU - OOD baseline in target mAP per p
+    (per seed, then the mean and its 95 % t-interval; ``bau.seeds.paired_difference``).
+
+Every point is the mean over the seeds of its runs (sweep label ``seed``) with ± std bars; the
+geometry of (b) and (c) is computed per run, then aggregated the same way. The line above the
+panels says over how many seeds.
 
 Runs are picked by their labels in the sweep's summary.json:
 
     method=baseline     the OOD baseline at each p            (required)
     method=baseline_id  the ID baseline at each p             (optional: without it (a) is OOD only)
+    method=bau          BAU at each p                         (optional: panel (d))
     aug_prob            p
+    seed                the training seed                     (optional; runs differing only in it are aggregated)
 
-Writes ``<out>/figure1.png``, ``.pdf`` and ``.json`` (every plotted number, with the run it comes
-from). Features are extracted once per run and cached next to its checkpoint (``bau.features.feature_set``).
+Writes ``<out>/figure1.png``, ``.pdf`` and ``.json``: per plotted point the mean, std, n and per-seed
+values with the runs they come from (``performance``, ``geometry``, ``difference``), and the
+geometry of every run (``geometry_runs``). Features are extracted once per run and cached next to
+its checkpoint (``bau.features.feature_set``).
 """
 from __future__ import annotations
 
@@ -26,9 +36,10 @@ import argparse
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
-from analysis.sweep_data import (choose_target, dataset_label, echo_for, p_of, run_cli, run_features, select_runs,
-                                 sweep_arguments, target_geometry)
-from bau.runs import sweep_runs
+from analysis.sweep_data import (cell_numbers, cells_by_p, choose_target, dataset_label, echo_for, p_of, paired_by_p,
+                                 run_cli, run_features, select_runs, sweep_arguments, target_geometry)
+from bau.runs import Run, sweep_runs
+from bau.seeds import seed_of
 
 # Colours of the two quantities of panel (b): neither is a method, a domain or ID/OOD, so not
 # the blue/orange those have in panels (a) and (c): near-black and the colour-blind palette's purple.
@@ -36,55 +47,73 @@ ALIGN_COLOR = (0.15, 0.15, 0.15)
 UNIFORM_COLOR = (0.8, 0.471, 0.737)
 
 
-def compute(args: argparse.Namespace) -> Dict[str, Any]:
-    """The numbers of Figure 1 (every value with the run it comes from)."""
+def _run_geometry(r: Run, target: str, args: argparse.Namespace, echo) -> Dict[str, Any]:
+    """Panels (b) and (c) of one run: its target geometry and source/target uniformity."""
     from analysis.geometry import uniformity
 
+    tf = run_features(r, [target], "test", root=args.data_root, device=args.device, echo=echo)
+    geo = target_geometry(tf)
+    sources = list(r.config().data.sources)
+    sf = run_features(r, sources, "train", root=args.data_root, device=args.device,
+                      max_per_domain=args.max_per_domain, seed=args.seed, echo=echo)
+    per_source = {}
+    for d, name in enumerate(sources):
+        feats = sf.features[sf.domains == d]
+        per_source[name] = -uniformity(feats, normalize=True) if len(feats) >= 2 else float("nan")
+    return {"p": p_of(r), "seed": seed_of(r), "run": r.name, "alignment": geo["alignment"],
+            "uniformity": geo["uniformity"], "neg_uniformity_target": -geo["uniformity"],
+            "neg_uniformity_source": -uniformity(sf.features, normalize=True),
+            "neg_uniformity_per_source": per_source, "num_target_images": len(tf), "num_source_images": len(sf)}
+
+
+GEOMETRY_KEYS = ("alignment", "uniformity", "neg_uniformity_target", "neg_uniformity_source")
+
+
+def compute(args: argparse.Namespace) -> Dict[str, Any]:
+    """The numbers of Figure 1: per point mean, std, n over seeds, with the runs they come from."""
     echo = echo_for(args)
     runs = sweep_runs(args.sweep)
-    ood = select_runs(runs, args.sweep, skip_unfinished=args.skip_unfinished, method="baseline")
-    ident = select_runs(runs, args.sweep, required=False, skip_unfinished=args.skip_unfinished,
-                        method="baseline_id")
+    pick = dict(skip_unfinished=args.skip_unfinished)
+    ood = select_runs(runs, args.sweep, method="baseline", **pick)
+    ident = select_runs(runs, args.sweep, required=False, method="baseline_id", **pick)
+    bau = select_runs(runs, args.sweep, required=False, method="bau", **pick)
     target = choose_target(ood, args.target)
-    if ident:
-        choose_target(ident, target)
-    else:
+    for extra in (ident, bau):
+        if extra:
+            choose_target(extra, target)
+    if not ident:
         echo("note: no method=baseline_id runs in the sweep; panel (a) shows the OOD baseline only")
+    ood_cells = cells_by_p(ood, "figure 1: method=baseline")
+
+    def mAP(r: Run) -> float:
+        return 100 * r.metric(target, "mAP")
+
+    def rank1(r: Run) -> float:
+        return 100 * r.metric(target, "rank1")
 
     performance: List[Dict[str, Any]] = []
-    for setting, chosen in (("ID", ident), ("OOD", ood)):
-        for r in chosen:
-            performance.append({"setting": setting, "p": p_of(r), "run": r.name, "mAP": 100 * r.metric(target, "mAP"),
-                                "rank1": 100 * r.metric(target, "rank1")})
-    geometry: List[Dict[str, Any]] = []
-    for r in ood:
-        tf = run_features(r, [target], "test", root=args.data_root, device=args.device, echo=echo)
-        geo = target_geometry(tf)
-        sources = list(r.config().data.sources)
-        sf = run_features(r, sources, "train", root=args.data_root, device=args.device,
-                          max_per_domain=args.max_per_domain, seed=args.seed, echo=echo)
-        per_source = {}
-        for d, name in enumerate(sources):
-            feats = sf.features[sf.domains == d]
-            per_source[name] = -uniformity(feats, normalize=True) if len(feats) >= 2 else float("nan")
-        geometry.append({"p": p_of(r), "run": r.name, "alignment": geo["alignment"], "uniformity": geo["uniformity"],
-                         "neg_uniformity_target": -geo["uniformity"],
-                         "neg_uniformity_source": -uniformity(sf.features, normalize=True),
-                         "neg_uniformity_per_source": per_source,
-                         "num_target_images": len(tf),
-                         "num_source_images": len(sf)})
+    for setting, method, chosen in (("ID", "baseline_id", ident), ("OOD", "baseline", ood)):
+        for p, cell in cells_by_p(chosen, f"figure 1: method={method}"):
+            performance.append({"setting": setting, "p": p, **cell_numbers(cell, {"mAP": mAP, "rank1": rank1})})
+    per_run = {r.name: _run_geometry(r, target, args, echo) for _, cell in ood_cells for r in cell.values()}
+    geometry = [{"p": p, **cell_numbers(cell, {k: (lambda r, k=k: per_run[r.name][k]) for k in GEOMETRY_KEYS})}
+                for p, cell in ood_cells]
+    difference = paired_by_p(ood_cells, cells_by_p(bau, "figure 1: method=bau"), mAP, "mAP_difference", echo)
     return {"sweep": args.sweep, "target": target, "sources": list(ood[0].config().data.sources),
-            "performance": performance, "geometry": geometry}
+            "performance": performance, "geometry": geometry, "geometry_runs": list(per_run.values()),
+            "difference": difference, "difference_of": "bau - baseline (OOD), target mAP in %"}
 
 
 def plot(data: Dict[str, Any]):
-    """Three panels (a) (b) (c) side by side; returns the figure."""
+    """Panels (a) (b) (c) side by side, and (d) when there are paired differences; returns the figure."""
     from matplotlib.ticker import MaxNLocator
 
-    from analysis.plotting import figure, method_color
+    from analysis.plotting import figure, method_color, plot_differences, plot_spreads, seeds_note
 
-    fig, axes = figure(3, 1, width=7.6, aspect=1.3)
-    ax_a, ax_b, ax_c = axes[0]
+    diffs = [d for d in data["difference"] if d["mAP_difference_n"]]
+    ncols = 4 if diffs else 3
+    fig, axes = figure(ncols, 1, width=2.53 * ncols, aspect=1.3)
+    ax_a, ax_b, ax_c = axes[0][:3]
     target = dataset_label(data["target"])
     sources = "+".join(dataset_label(s) for s in data["sources"])
     ps = sorted({row["p"] for row in data["performance"]} | {row["p"] for row in data["geometry"]})
@@ -94,38 +123,46 @@ def plot(data: Dict[str, Any]):
                                       ("OOD", "out-of-distribution", f"OOD: {sources} \u2192 {target}")):
         rows = [r for r in data["performance"] if r["setting"] == setting]
         if rows:
-            ax_a.plot([r["p"] for r in rows], [r["mAP"] for r in rows], marker="o", color=method_color(color_key),
-                      label=label)
+            plot_spreads(ax_a, rows, "mAP", marker="o", color=method_color(color_key), label=label)
     ax_a.set_ylabel("mAP (%)")
     ax_a.set_title(f"(a) mAP on {target}")
     ax_a.legend(**below)
 
     geo = data["geometry"]
-    p_geo = [g["p"] for g in geo]
-    la = ax_b.plot(p_geo, [g["alignment"] for g in geo], marker="o", color=ALIGN_COLOR,
-                   label=r"alignment $\mathcal{L}_{\mathrm{align}}$ (lower: more aligned)")
+    la = plot_spreads(ax_b, geo, "alignment", marker="o", color=ALIGN_COLOR,
+                      label=r"alignment $\mathcal{L}_{\mathrm{align}}$ (lower: more aligned)")
     ax_b.set_ylabel(r"alignment $\mathcal{L}_{\mathrm{align}}$", color=ALIGN_COLOR)
     ax_b.tick_params(axis="y", colors=ALIGN_COLOR)
     ax_u = ax_b.twinx()
     ax_u.grid(False)
-    lu = ax_u.plot(p_geo, [g["uniformity"] for g in geo], marker="s", color=UNIFORM_COLOR,
-                   label=r"uniformity $\mathcal{L}_{\mathrm{uniform}}$ (lower: more uniform)")
+    lu = plot_spreads(ax_u, geo, "uniformity", marker="s", color=UNIFORM_COLOR,
+                      label=r"uniformity $\mathcal{L}_{\mathrm{uniform}}$ (lower: more uniform)")
     ax_u.set_ylabel(r"uniformity $\mathcal{L}_{\mathrm{uniform}}$", color=UNIFORM_COLOR)
     ax_u.tick_params(axis="y", labelsize=7, colors=UNIFORM_COLOR)
     ax_u.yaxis.set_major_locator(MaxNLocator(5))
     ax_b.set_title(f"(b) OOD features on {target}")
-    ax_b.legend(handles=la + lu, **below)
+    ax_b.legend(handles=[la, lu], **below)
 
-    ax_c.plot(p_geo, [g["neg_uniformity_source"] for g in geo], marker="o", color=method_color("source"),
-              label=f"source: {sources} (train)")
-    ax_c.plot(p_geo, [g["neg_uniformity_target"] for g in geo], marker="s", color=method_color("target"),
-              label=f"target: {target} (query + gallery)")
+    plot_spreads(ax_c, geo, "neg_uniformity_source", marker="o", color=method_color("source"),
+                 label=f"source: {sources} (train)")
+    plot_spreads(ax_c, geo, "neg_uniformity_target", marker="s", color=method_color("target"),
+                 label=f"target: {target} (query + gallery)")
     ax_c.set_ylabel(r"uniformity $-\mathcal{L}_{\mathrm{uniform}}$")
     ax_c.set_title("(c) uniformity, OOD model")
     ax_c.legend(title="higher: more uniform", title_fontsize=7, **below)
-    for ax in (ax_a, ax_b, ax_c):
+    note = seeds_note(data["performance"], "mAP")
+    if diffs:
+        ax_d = axes[0][3]
+        plot_differences(ax_d, diffs, "mAP_difference", color=method_color("BAU"),
+                         label="BAU \u2212 baseline, paired by seed")
+        ax_d.set_ylabel("\u0394 mAP (percentage points)")
+        ax_d.set_title(f"(d) BAU \u2212 OOD baseline on {target}")
+        ax_d.legend(title="mean, 95% t-interval", title_fontsize=7, **below)
+        note += "; (d) mean paired difference with its 95% t-interval"
+    for ax in axes[0]:
         ax.set_xticks(ps)
         ax.set_xlabel("augmentation probability $p$")
+    fig.suptitle(note, fontsize=7, y=1.0, va="bottom")
     # room under each panel for its legend; savefig(bbox_inches="tight") trims the rest
     fig.subplots_adjust(bottom=0.3, wspace=1.25)
     return fig

@@ -14,6 +14,7 @@ Runs are picked by their labels in the sweep's summary.json:
     method=baseline  at each p                  (required; its p values are the columns)
     method=bau       at each p                  (optional second row; a missing p is left blank)
     aug_prob         p
+    seed             the training seed: the runs of one seed are shown (--run-seed, default the smallest)
 
 Writes ``<out>/figure2.{png,pdf,json}``: the JSON lists per image, method and p the run, the
 checkpoint and the map's mean and the fraction of pixels above 0.5 (how spread the attention
@@ -29,7 +30,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from analysis.sweep_data import METHOD_NAMES, choose_target, echo_for, p_of, run_cli, select_runs, sweep_arguments
+from analysis.sweep_data import (METHOD_NAMES, add_run_seed_option, choose_target, echo_for, p_of, run_cli, runs_of_seed,
+                                 select_runs, sweep_arguments)
 from bau.runs import Run, same_value, sweep_runs
 
 ROW_METHODS = ("baseline", "bau")
@@ -60,7 +62,7 @@ def compute(args: argparse.Namespace) -> Dict[str, Any]:
     from bau.device import resolve_device
 
     echo = echo_for(args)
-    runs = sweep_runs(args.sweep)
+    runs, run_seed = runs_of_seed(sweep_runs(args.sweep), args.run_seed, args.sweep)  # one model per panel
     rows = {"baseline": select_runs(runs, args.sweep, skip_unfinished=args.skip_unfinished, method="baseline"),
             "bau": select_runs(runs, args.sweep, required=False, skip_unfinished=args.skip_unfinished, method="bau")}
     methods = [m for m in ROW_METHODS if rows[m]]
@@ -104,7 +106,7 @@ def compute(args: argparse.Namespace) -> Dict[str, Any]:
             del model
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-    return {"sweep": args.sweep, "target": target, "images": images, "methods": methods, "ps": ps,
+    return {"sweep": args.sweep, "run_seed": run_seed, "target": target, "images": images, "methods": methods, "ps": ps,
             "records": records, "_maps": maps, "_overlays": overlays, "_inputs": inputs}
 
 
@@ -160,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = sweep_arguments(__doc__, "figure2")
     parser.add_argument("--images", nargs="+", default=None, help="image files to explain (default: target queries)")
     parser.add_argument("--num-images", type=int, default=2, help="target query images to explain (default 2)")
+    add_run_seed_option(parser, "every panel")
     return parser
 
 

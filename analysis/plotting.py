@@ -1,7 +1,9 @@
 """The shared look of bau's figures and the one way to save them.
 
 Every figure script uses the same colour for the same method (``METHOD_COLORS``) and for the
-same dataset (``domain_palette``), paper-sized canvases (``figure``), and ``save_figure``, which
+same dataset (``domain_palette``), paper-sized canvases (``figure``), the same marks for numbers
+over seeds (``plot_spreads``: mean and ± std bars; ``plot_differences``: paired differences with
+their 95 % interval; ``seeds_note``: what the bars are), and ``save_figure``, which
 writes ``<stem>.png`` (200 dpi), ``<stem>.pdf`` and the plotted numbers (``<stem>.csv`` for a
 table, ``<stem>.json`` otherwise) so a figure can always be checked or re-drawn from its data.
 Each file is written atomically: a crash never leaves a half-written figure next to good ones.
@@ -97,6 +99,44 @@ def figure(ncols: int = 1, nrows: int = 1, width: float = TEXT_WIDTH, aspect: fl
     set_style()
     panel = width / ncols
     return plt.subplots(nrows, ncols, figsize=(width, panel * aspect * nrows), squeeze=False, **kwargs)
+
+
+def plot_spreads(ax, rows: Sequence[Mapping[str, Any]], name: str, x: str = "p", **style: Any):
+    """A line through ``rows``' means of ``name`` against ``x``, with ± std error bars (none where n = 1).
+
+    Args:
+        rows: data-file rows with ``x``, ``{name}_mean`` and ``{name}_std`` (``bau.seeds.Spread.columns``).
+        style: ``color``, ``label``, ``marker``, ``linestyle``, ... as for ``ax.plot``.
+    """
+    std = [np.nan if r[f"{name}_std"] is None else r[f"{name}_std"] for r in rows]
+    return ax.errorbar([r[x] for r in rows], [r[f"{name}_mean"] for r in rows], yerr=std, capsize=2.0,
+                       elinewidth=0.8, **style)
+
+
+def plot_differences(ax, rows: Sequence[Mapping[str, Any]], name: str, x: str = "p", **style: Any):
+    """Paired differences (treatment - reference) against ``x``: the mean, bars = 95 % t-interval, a zero line.
+
+    Args:
+        rows: data-file rows with ``{name}_mean``, ``{name}_ci_low``, ``{name}_ci_high``, ``{name}_n``
+            (``bau.seeds.PairedDifference.columns``). Rows without a paired seed are left out; with
+            one pair there is a point and no bar.
+    """
+    ax.axhline(0.0, color="0.35", linewidth=0.8, linestyle=":", zorder=1)
+    kept = [r for r in rows if r[f"{name}_n"]]
+    mean = [r[f"{name}_mean"] for r in kept]
+    low = [np.nan if r[f"{name}_ci_low"] is None else m - r[f"{name}_ci_low"] for r, m in zip(kept, mean)]
+    high = [np.nan if r[f"{name}_ci_high"] is None else r[f"{name}_ci_high"] - m for r, m in zip(kept, mean)]
+    return ax.errorbar([r[x] for r in kept], mean, yerr=[low, high], capsize=2.5, elinewidth=1.0, marker="D",
+                       markersize=4, linestyle="none", **style)
+
+
+def seeds_note(rows: Sequence[Mapping[str, Any]], name: str) -> str:
+    """What the bars of ``rows``' ``name`` show, from their ``{name}_n``: ``mean ± std over 3 seeds``."""
+    ns = sorted({int(r[f"{name}_n"]) for r in rows if r[f"{name}_n"]})
+    if not ns or ns == [1]:
+        return "one seed per point (no spread to show)"
+    counts = f"{ns[0]}" if len(ns) == 1 else f"{ns[0]}\u2013{ns[-1]}"
+    return f"mean \u00b1 std over {counts} seeds" + ("; n = 1: no bar" if ns[0] == 1 else "")
 
 
 def _jsonable(obj: Any) -> Any:

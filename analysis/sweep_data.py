@@ -17,6 +17,10 @@ with ``bau sweep`` and the app. What this module adds for the scripts:
 
 - ``select_runs`` / ``one_run`` / ``choose_target``: runs by label, finished ones only (anything
   else is a ``BauError`` naming the run and what to do), sorted by p;
+- ``cells_by_p`` / ``spread_of``: the runs of a method grouped per p, each cell keyed by seed
+  (``bau.seeds.runs_by_seed``: runs that differ in more than the seed are an error naming both),
+  and a number's mean, std and n over a cell's seeds; ``runs_of_seed``: the runs of one training
+  seed, for the panels that show one model (a t-SNE, Grad-CAM, a weight gallery);
 - ``run_features``: a run's features for a script: the run's ``last.pt`` (the model the final
   metrics in ``results.json`` belong to; ``best.pt`` was picked on the target's test set and
   would flatter every method), its ``data.root`` unless ``--data-root`` says otherwise;
@@ -31,11 +35,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from bau.errors import BauError
 from bau.features import FeatureSet, feature_set
-from bau.runs import Run, select
+from bau.runs import Run, same_value, select
+from bau.seeds import SEED, Spread, paired_difference, runs_by_seed, seed_of, spread
 
 METHOD = "method"  # label of the method axis
 P = "aug_prob"  # label of the augmentation-probability axis (short name of data.aug_prob)
@@ -132,6 +137,81 @@ def one_run(runs: Sequence[Run], sweep_dir: str, required: bool = True, skip_unf
     return chosen[0] if chosen else None
 
 
+def cells_by_p(runs: Sequence[Run], what: str) -> List[Tuple[float, Dict[int, Run]]]:
+    """``[(p, {seed: run})]`` sorted by p: the runs of one method (from ``select_runs``) per p, over seeds.
+
+    Raises:
+        BauError: two runs at one p differ in more than the seed (``bau.seeds.runs_by_seed``).
+    """
+    cells: List[Tuple[float, List[Run]]] = []
+    for run in runs:
+        p = p_of(run)
+        for q, members in cells:
+            if same_value(q, p):
+                members.append(run)
+                break
+        else:
+            cells.append((p, [run]))
+    return [(p, runs_by_seed(members, f"{what} at p={p:g}")) for p, members in sorted(cells, key=lambda c: c[0])]
+
+
+def spread_of(cell: Dict[int, Run], value: Callable[[Run], float]) -> Spread:
+    """Mean, std and n of ``value(run)`` over the seeds of one cell (``{seed: run}``)."""
+    return spread({s: value(r) for s, r in cell.items()})
+
+
+def cell_numbers(cell: Dict[int, Run], values: Dict[str, Callable[[Run], float]]) -> Dict[str, Any]:
+    """A data-file row of one cell: its ``seeds`` and ``runs``, and for each ``name: value`` of
+    ``values`` the mean, std, n and per-seed values of ``value(run)`` (``Spread.columns``)."""
+    row: Dict[str, Any] = {"seeds": list(cell), "runs": [r.name for r in cell.values()]}
+    for name, value in values.items():
+        row.update(spread_of(cell, value).columns(name))
+    return row
+
+
+def paired_by_p(reference: List[Tuple[float, Dict[int, Run]]], treatment: List[Tuple[float, Dict[int, Run]]],
+                value: Callable[[Run], float], name: str, echo: Callable[[str], None] = lambda s: None
+                ) -> List[Dict[str, Any]]:
+    """Data-file rows of ``value(treatment run) - value(reference run)`` paired by seed, at each p both have.
+
+    Args:
+        reference, treatment: ``cells_by_p`` of the two methods.
+        value: the number compared (e.g. mAP in %).
+        name: the column prefix (``PairedDifference.columns``).
+        echo: told about seeds left out because the other method has no run of that seed.
+    """
+    rows = []
+    for p, ref in reference:
+        trt = next((cell for q, cell in treatment if same_value(q, p)), None)
+        if trt is None:
+            continue
+        diff = paired_difference({s: value(r) for s, r in ref.items()}, {s: value(r) for s, r in trt.items()})
+        if diff.unpaired:
+            echo(f"note: p={p:g}: seeds {', '.join(map(str, diff.unpaired))} have a run of one method only; "
+                 f"left out of the paired difference")
+        rows.append({"p": p, "reference_runs": [r.name for r in ref.values()],
+                     "treatment_runs": [r.name for r in trt.values()], **diff.columns(name)})
+    return rows
+
+
+def runs_of_seed(runs: Sequence[Run], seed: Optional[int], sweep_dir: str) -> Tuple[List[Run], Optional[int]]:
+    """``(runs, seed)``: the runs of training seed ``seed`` (label ``seed``), default the sweep's smallest.
+
+    Runs without a ``seed`` label (a grid without a seed axis) are kept: each is the only run of
+    its cell. ``seed`` is None when no run has a seed label.
+
+    Raises:
+        BauError: ``seed`` was given and no run has it.
+    """
+    seeds = sorted({seed_of(r) for r in runs if SEED in r.labels})
+    if seed is None:
+        seed = seeds[0] if seeds else None
+    elif seed not in seeds:
+        raise BauError(f"--run-seed {seed}: sweep folder {sweep_dir} has no run of that seed "
+                       f"(seeds there: {', '.join(map(str, seeds)) or 'none; leave --run-seed out'})")
+    return [r for r in runs if SEED not in r.labels or seed_of(r) == seed], seed
+
+
 def choose_target(runs: Sequence[Run], target: Optional[str] = None) -> str:
     """The target dataset to report: ``target`` if every run evaluated it, else the first run's first target."""
     if not runs:
@@ -198,6 +278,13 @@ def sweep_arguments(description: str, default_stem: str) -> argparse.ArgumentPar
                         help="leave unfinished runs out instead of stopping with an error")
     parser.add_argument("--quiet", action="store_true", help="no progress messages")
     return parser
+
+
+def add_run_seed_option(parser: argparse.ArgumentParser, panels: str) -> None:
+    """``--run-seed``: the training seed of the run(s) shown in ``panels`` (default: the smallest)."""
+    parser.add_argument("--run-seed", type=int, default=None,
+                        help=f"training seed (sweep label seed) of the run shown in {panels} "
+                             f"(default: the sweep's smallest seed; the panel's title says which)")
 
 
 def run_cli(body: Callable[[argparse.Namespace], Any], parser: argparse.ArgumentParser,

@@ -7,7 +7,8 @@
   L_align, L_align + L_uniform, + L_domain);
 - Table 6: the weighting strategy of L_align x domain-specific prototypes of L_domain;
 - Table 8: the three augmentations (Random Erasing, RandAugment, Color Jitter) switched on/off;
-- Table 9: the augmentation probability p of BAU.
+- Table 9: the augmentation probability p of BAU, with the paired difference BAU - baseline in
+  mAP at the same p (per seed, then the mean and its 95 % t-interval) where the sweeps have both.
 
 A row is found by what a run IS, not by how its sweep labelled it: each run's resolved
 ``config.yaml`` is compared with the row's settings (below). Tables 5, 6 and 8 compare at one p
@@ -21,10 +22,15 @@ Columns: per setting (sources -> target, one per distinct training setup among t
 several sweeps with the same setup share it) mAP and Rank-1 in %, then their average when there are
 several settings. Runs trained on their own
 target (``baseline_id``: the target is a source) are in-distribution and not part of any table.
-If several runs of one setting match a row (e.g. a sweep over lambda), the first in summary order
-is used and a note names the others.
 
-Writes ``<out>/tables.md`` (all tables) and ``<out>/table<N>.csv`` per table, and prints the Markdown.
+Seeds: every cell is the mean over the runs that match it and differ only in their training seed
+(sweep label ``seed``; ``bau.seeds``), written ``31.6 ± 1.2 (n=3)`` (sample std; a single seed is
+``31.6 (n=1)``). The average over settings is the mean over the seeds every setting has of the
+per-seed average. Runs that match one cell and differ in anything else (two sweeps, a lambda
+axis) are an error naming both runs; nothing is picked silently.
+
+Writes ``<out>/tables.md`` (all tables) and ``<out>/table<N>.csv`` per table (columns ``mean``,
+``std``, ``n`` per number; ``std`` empty for n = 1), and prints the Markdown.
 """
 from __future__ import annotations
 
@@ -39,6 +45,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from analysis.sweep_data import base_dataset, dataset_label, run_cli
 from bau.errors import BauError
 from bau.runs import Run, same_value, sweep_runs
+from bau.seeds import SEED, PairedDifference, Spread, paired_difference, runs_by_seed, seed_of, spread
 
 CHECK = "\u2713"
 # Loss switches of the full objective (Eq. 9) and the augmentation switches: the fixed context
@@ -52,10 +59,15 @@ ANY = None  # a row spec value that matches anything (the setting is irrelevant 
 
 @dataclass
 class Row:
-    """One table row: its label cells and the config settings a run must have (alternatives)."""
+    """One table row: its label cells and the config settings a run must have (alternatives).
+
+    ``reference``: the settings of the runs the row is compared with, paired by seed (Table 9:
+    the baseline at the row's p); empty for no comparison.
+    """
 
     cells: Tuple[str, ...]
     specs: Tuple[Dict[str, Any], ...]
+    reference: Tuple[Dict[str, Any], ...] = ()
 
 
 @dataclass
@@ -106,8 +118,14 @@ def _table8(p: float, _: List[float]) -> List[Row]:
     return sorted(rows, key=lambda r: (sum(c == CHECK for c in r.cells), [c != CHECK for c in r.cells]))
 
 
+# CE + triplet on one view with the augmentations at some p (the Figure 1 baseline): Table 9's reference
+BASELINE = {"loss.two_view": False, "loss.ce_aug": False, "loss.align": False, "loss.uniform": False,
+            "loss.domain": False, **ALL_AUGMENTATIONS}
+
+
 def _table9(p: float, all_ps: List[float]) -> List[Row]:
-    return [Row((f"{q:g}",), ({**FULL_LOSS, **ALL_AUGMENTATIONS, "data.aug_prob": q},)) for q in sorted(all_ps)]
+    return [Row((f"{q:g}",), ({**FULL_LOSS, **ALL_AUGMENTATIONS, "data.aug_prob": q},),
+                reference=({**BASELINE, "data.aug_prob": q},)) for q in sorted(all_ps)]
 
 
 TABLES = [
@@ -178,7 +196,11 @@ class Setting:
 def collect(sweeps: Sequence[str], note: Callable[[str], None]) -> List[Tuple[Setting, Run, Dict[str, Any]]]:
     """Every finished DG run of the sweeps, once per target it was evaluated on: (setting, run, flat config)."""
     out = []
+    seen = set()
     for sweep in sweeps:
+        if os.path.realpath(sweep) in seen:
+            continue  # the same folder given twice: its runs once
+        seen.add(os.path.realpath(sweep))
         runs = sweep_runs(sweep)
         unfinished = [r.name for r in runs if r.status != "finished"]
         if unfinished:
@@ -197,9 +219,78 @@ def collect(sweeps: Sequence[str], note: Callable[[str], None]) -> List[Tuple[Se
     return out
 
 
+@dataclass
+class Cell:
+    """One row on one setting: its runs by seed, mAP and Rank-1 (in %) over them, and the paired
+    mAP difference to the row's reference (None without a reference run)."""
+
+    runs: Dict[int, Run]
+    mAP: Spread
+    rank1: Spread
+    difference: Optional[PairedDifference] = None
+    reference: Optional[Dict[int, Run]] = None  # the runs the difference is against
+
+
+@dataclass
+class TableRows:
+    """A table's content before it is written: label names, settings, and per row its label cells,
+    one ``Cell`` (or None) per setting and the average over settings (or None)."""
+
+    labels: Tuple[str, ...]
+    settings: List[Setting]
+    names: List[str]  # display names of the settings
+    rows: List[Tuple[Tuple[str, ...], List[Optional[Cell]], Optional[Tuple[Spread, Spread]]]]
+
+    @property
+    def compared(self) -> bool:
+        """Whether some cell has a paired difference (its columns are shown)."""
+        return any(c is not None and c.difference is not None for _, cells, _ in self.rows for c in cells)
+
+
+def _seed(run: Run, cfg: Dict[str, Any]) -> int:
+    """A run's training seed: its ``seed`` label, else ``train.seed`` of its (flat) config."""
+    return seed_of(run) if SEED in run.labels else int(cfg["train.seed"])
+
+
+def _cell_runs(entries: List[Tuple[Setting, Run, Dict[str, Any]]], setting: Setting, specs: Sequence[Dict[str, Any]],
+               p: float, what: str) -> Optional[Dict[int, Run]]:
+    """``{seed: run}`` of the runs of ``setting`` matching one of ``specs`` (None if none does)."""
+    found = [(run, cfg) for s, run, cfg in entries if s == setting and any(matches(cfg, spec, p) for spec in specs)]
+    if not found:
+        return None
+    seeds = {id(run): _seed(run, cfg) for run, cfg in found}
+    return runs_by_seed([run for run, _ in found], what, seed=lambda r: seeds[id(r)])
+
+
+def _value_of_seed(values: Spread, seed: int) -> float:
+    return values.values[values.seeds.index(seed)]
+
+
+def _average(cells: List[Optional[Cell]], what: str, note: Callable[[str], None]) -> Optional[Tuple[Spread, Spread]]:
+    """Per seed the mean over settings of mAP and Rank-1, over the seeds every setting has."""
+    if any(c is None for c in cells):
+        return None
+    common = sorted(set.intersection(*(set(c.runs) for c in cells)))
+    left_out = sorted(set.union(*(set(c.runs) for c in cells)) - set(common))
+    if left_out:
+        note(f"note: {what}: seeds {', '.join(map(str, left_out))} are not in every setting; "
+             f"left out of the average" if common else f"note: {what}: no seed is in every setting; no average")
+    if not common:
+        return None
+    out = []
+    for key in ("mAP", "rank1"):
+        per_seed = {s: sum(_value_of_seed(getattr(c, key), s) for c in cells) / len(cells) for s in common}
+        out.append(spread(per_seed))
+    return out[0], out[1]
+
+
 def build_table(table: Table, entries: List[Tuple[Setting, Run, Dict[str, Any]]], p: float,
-                note: Callable[[str], None]) -> Tuple[List[str], List[List[str]], List[Setting]]:
-    """``(header, rows, settings)`` of one table: rows no run matches are left out."""
+                note: Callable[[str], None]) -> TableRows:
+    """The rows of one table some run matches, over seeds (rows no run matches are left out).
+
+    Raises:
+        BauError: runs that match one cell differ in more than the seed (``bau.seeds.runs_by_seed``).
+    """
     settings: List[Setting] = []
     for setting, _, _ in entries:
         if setting not in settings:
@@ -211,41 +302,106 @@ def build_table(table: Table, entries: List[Tuple[Setting, Run, Dict[str, Any]]]
     labels = [s.label for s in settings]
     # abbreviations can collide (cuhk03 and cuhk03_labeled are both C3): then the full names
     names = [s.full_label if labels.count(s.label) > 1 else s.label for s in settings]
-    header = list(table.header)
-    for name in names:
-        header += [f"{name} mAP", f"{name} Rank-1"]
-    if len(settings) > 1:
-        header += ["Average mAP", "Average Rank-1"]
-    header.append("runs")
     rows = []
     for row in table.rows(p, unique_ps):
-        cells, used, values = list(row.cells), [], []
-        for setting in settings:
-            found = [(run, cfg) for s, run, cfg in entries
-                     if s == setting and any(matches(cfg, spec, p) for spec in row.specs)]
-            if len(found) > 1:
-                note(f"note: {table.key} row {' / '.join(c or '-' for c in row.cells)} ({setting.label}): runs "
-                     f"{', '.join(r.path for r, _ in found)} all match; using {found[0][0].path}")
-            if found:
-                run = found[0][0]
-                m, r1 = 100 * run.metric(setting.target, "mAP"), 100 * run.metric(setting.target, "rank1")
-                values.append((m, r1))
-                cells += [f"{m:.1f}", f"{r1:.1f}"]
-                used.append(run.name)
-            else:
-                values.append(None)
-                cells += ["", ""]
-        if not used:
+        row_name = " / ".join(c or "-" for c in row.cells)
+        cells: List[Optional[Cell]] = []
+        for setting, name in zip(settings, names):
+            what = f"{table.key} row {row_name} ({name})"
+            runs = _cell_runs(entries, setting, row.specs, p, what)
+            if runs is None:
+                cells.append(None)
+                continue
+            mAP = spread({s: 100 * r.metric(setting.target, "mAP") for s, r in runs.items()})
+            rank1 = spread({s: 100 * r.metric(setting.target, "rank1") for s, r in runs.items()})
+            reference = _cell_runs(entries, setting, row.reference, p, f"{what}, reference") if row.reference else None
+            difference = None
+            if reference is not None:
+                difference = paired_difference({s: 100 * r.metric(setting.target, "mAP") for s, r in reference.items()},
+                                               dict(zip(mAP.seeds, mAP.values)))
+                if difference.unpaired:
+                    note(f"note: {what}: seeds {', '.join(map(str, difference.unpaired))} have no run of the other "
+                         f"method; left out of the paired difference")
+            cells.append(Cell(runs, mAP, rank1, difference, reference))
+        if all(c is None for c in cells):
             continue
-        if len(settings) > 1:
-            if all(v is not None for v in values):
-                cells += [f"{sum(v[0] for v in values) / len(values):.1f}",
-                          f"{sum(v[1] for v in values) / len(values):.1f}"]
-            else:
-                cells += ["", ""]
-        cells.append(" ".join(used))
-        rows.append(cells)
-    return header, rows, settings
+        average = _average(cells, f"{table.key} row {row_name}", note) if len(settings) > 1 else None
+        rows.append((row.cells, cells, average))
+    return TableRows(table.header, settings, names, rows)
+
+
+DIFFERENCE = "\u0394mAP vs baseline"
+
+
+def markdown_rows(t: TableRows) -> Tuple[List[str], List[List[str]]]:
+    """``(header, rows)`` as shown: ``31.6 ± 1.2 (n=3)`` cells, the difference as ``+2.3 [-1.5, +6.1] (n=3)``."""
+    header = list(t.labels)
+    for name in t.names:
+        header += [f"{name} mAP", f"{name} Rank-1"] + ([f"{name} {DIFFERENCE} (95% CI)"] if t.compared else [])
+    if len(t.settings) > 1:
+        header += ["Average mAP", "Average Rank-1"]
+    header += ["runs"] + (["baseline runs"] if t.compared else [])
+    rows = []
+    for labels, cells, average in t.rows:
+        out = list(labels)
+        for c in cells:
+            out += ["", ""] if c is None else [c.mAP.text(), c.rank1.text()]
+            if t.compared:
+                out.append("" if c is None or c.difference is None else c.difference.text())
+        if len(t.settings) > 1:
+            out += ["", ""] if average is None else [average[0].text(), average[1].text()]
+        out.append(_run_names(cells))
+        if t.compared:
+            out.append(_run_names(cells, reference=True))
+        rows.append(out)
+    return header, rows
+
+
+def _run_names(cells: List[Optional[Cell]], reference: bool = False) -> str:
+    """The names of the runs behind a row's cells (or behind their paired differences' reference)."""
+    return " ".join(r.name for c in cells if c is not None
+                    for r in ((c.reference or {}) if reference else c.runs).values())
+
+
+def _spread_csv(s: Optional[Spread]) -> List[str]:
+    if s is None:
+        return ["", "", ""]
+    return [f"{s.mean:.4f}", "" if s.std is None else f"{s.std:.4f}", str(s.n)]
+
+
+def _number(x: Optional[float]) -> str:
+    return "" if x is None else f"{x:.4f}"
+
+
+def csv_rows(t: TableRows) -> Tuple[List[str], List[List[str]]]:
+    """``(header, rows)`` for the CSV: ``mean``, ``std`` (empty for n = 1) and ``n`` columns per number;
+    the difference as ``mean``, ``ci_low``, ``ci_high``, ``n``."""
+    header = list(t.labels)
+    for name in t.names:
+        for metric in ("mAP", "Rank-1"):
+            header += [f"{name} {metric} {k}" for k in ("mean", "std", "n")]
+        if t.compared:
+            header += [f"{name} {DIFFERENCE} {k}" for k in ("mean", "ci_low", "ci_high", "n")]
+    if len(t.settings) > 1:
+        for metric in ("mAP", "Rank-1"):
+            header += [f"Average {metric} {k}" for k in ("mean", "std", "n")]
+    header += ["runs"] + (["baseline runs"] if t.compared else [])
+    rows = []
+    for labels, cells, average in t.rows:
+        out = list(labels)
+        for c in cells:
+            out += _spread_csv(None if c is None else c.mAP) + _spread_csv(None if c is None else c.rank1)
+            if t.compared:
+                d = None if c is None else c.difference
+                out += ["", "", "", ""] if d is None else [_number(d.mean), _number(d.ci_low), _number(d.ci_high),
+                                                         str(d.n)]
+        if len(t.settings) > 1:
+            out += _spread_csv(average and average[0]) + _spread_csv(average and average[1])
+        out.append(_run_names(cells))
+        if t.compared:
+            out.append(_run_names(cells, reference=True))
+        rows.append(out)
+    return header, rows
 
 
 def markdown(title: str, header: List[str], rows: List[List[str]]) -> str:
@@ -260,13 +416,14 @@ def markdown(title: str, header: List[str], rows: List[List[str]]) -> str:
 
 def build_tables(sweeps: Sequence[str], p: float = 0.5, note: Callable[[str], None] = lambda s: None
                  ) -> List[Dict[str, Any]]:
-    """Every table with at least one row: ``[{"key", "title", "header", "rows"}]``."""
+    """Every table with at least one row: ``[{"key", "title", "markdown": (header, rows), "csv": (header, rows)}]``."""
     entries = collect(sweeps, note)
     out = []
     for table in TABLES:
-        header, rows, _ = build_table(table, entries, p, note)
-        if rows:
-            out.append({"key": table.key, "title": table.title, "header": header, "rows": rows})
+        content = build_table(table, entries, p, note)
+        if content.rows:
+            out.append({"key": table.key, "title": table.title, "markdown": markdown_rows(content),
+                        "csv": csv_rows(content)})
     return out
 
 
@@ -278,14 +435,17 @@ def _body(args: argparse.Namespace) -> None:
     if not tables:
         raise BauError(f"sweeps {', '.join(args.sweep)}: no run matches a row of Tables 5, 6, 8 or 9 "
                        f"(at p = {args.p:g}; see `python -m analysis.tables --help`)")
-    text = f"Metrics in %, mAP and Rank-1 per setting (sources \u2192 target); p = {args.p:g} unless the row says.\n\n"
-    text += "\n".join(markdown(t["title"], t["header"], t["rows"]) for t in tables)
+    text = (f"Metrics in %, mAP and Rank-1 per setting (sources \u2192 target); p = {args.p:g} unless the row says. "
+            f"Each cell: mean \u00b1 sample std over the seeds of its runs (n = number of seeds; n=1: one run, no "
+            f"spread). {DIFFERENCE}: BAU minus the baseline at the same p, paired by seed, mean [95% t-interval].\n\n")
+    text += "\n".join(markdown(t["title"], *t["markdown"]) for t in tables)
     os.makedirs(args.out, exist_ok=True)
     for t in tables:
         buf = io.StringIO()
         writer = csv.writer(buf)
-        writer.writerow(t["header"])
-        writer.writerows(t["rows"])
+        header, rows = t["csv"]
+        writer.writerow(header)
+        writer.writerows(rows)
         atomic_write_text(os.path.join(args.out, f"{t['key']}.csv"), buf.getvalue())
     atomic_write_text(os.path.join(args.out, "tables.md"), text)
     print(text, end="")

@@ -1,5 +1,6 @@
-"""t-SNE and geometry of a checkpoint's cached features, cached next to them: the Geometry page's
-long computations after the features themselves (``bau.features.feature_set``).
+"""t-SNE, geometry and retrieval numbers of a feature set, cached next to it: the Geometry page's
+long computations after the features themselves (a checkpoint's ``bau.features.feature_set``, or a
+feature file, ``bau.feature_file.read_feature_file``, whose cache is next to the file).
 
 Each result is stored in the features' cache (``bau.cache``: ``.bau_cache`` next to the
 checkpoint) under a key made of the checkpoint's identity, the features' key and every setting,
@@ -9,12 +10,11 @@ callback (the page passes a ``st.progress`` bar; tests pass nothing).
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Tuple
 
 import numpy as np
 
 from bau.cache import cache_key
-from bau.errors import BauError
 from bau.features import FeatureSet
 
 Progress = Callable[[float, str], None]
@@ -27,7 +27,7 @@ def _no_progress(fraction: float, text: str) -> None:
 def cached_tsne(fs: FeatureSet, max_points: int = 1500, perplexity: float = 30.0, seed: int = 0,
                 progress: Progress = _no_progress) -> Tuple[np.ndarray, np.ndarray]:
     """``(rows [M], embedding [M, 2])``: a seeded t-SNE of at most ``max_points`` rows of ``fs``."""
-    from analysis.embedding import tsne
+    from analysis.embedding import sample_rows, tsne
 
     cache = fs.cache()
     key = cache_key("tsne", fs.checkpoint, features=fs.key, max_points=max_points, perplexity=perplexity,
@@ -36,8 +36,7 @@ def cached_tsne(fs: FeatureSet, max_points: int = 1500, perplexity: float = 30.0
     if hit is not None:
         progress(1.0, "t-SNE: from the cache")
         return hit["rows"], hit["embedding"]
-    n = len(fs)
-    rows = np.arange(n) if n <= max_points else np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False))
+    rows = sample_rows(len(fs), max_points, seed)
     progress(0.0, f"t-SNE of {len(rows)} points")
     emb = tsne(fs.features[rows], seed=seed, perplexity=perplexity, n_jobs=1)
     cache.save_arrays(key, {"rows": rows, "embedding": emb})
@@ -45,31 +44,32 @@ def cached_tsne(fs: FeatureSet, max_points: int = 1500, perplexity: float = 30.0
     return rows, emb
 
 
-def cached_geometry(fs: FeatureSet) -> Dict[str, object]:
-    """Alignment (Eq. 1) over same-identity pairs, uniformity (Eq. 2), and uniformity per domain.
-
-    Returns ``{"alignment": float or None, "uniformity": float, "per_domain": {name: float},
-    "num_images": int, "note": str}``; alignment is None (with a note) when no identity has two images.
-    """
-    from analysis.geometry import alignment, uniformity, uniformity_by_group
-
+def _cached_json(fs: FeatureSet, kind: str, compute: Callable[[], Dict[str, object]]) -> Dict[str, object]:
     cache = fs.cache()
-    key = cache_key("geometry", fs.checkpoint, features=fs.key)
+    # the settings name what the numbers mean, so entries computed under another meaning are not reused
+    key = cache_key(kind, fs.checkpoint, features=fs.key, numbers=NUMBERS_VERSION)
     hit = cache.load_json(key)
     if hit is not None:
         return hit
-    note = ""
-    try:
-        align: Optional[float] = alignment(fs.features, fs.identities())
-    except BauError as e:
-        align, note = None, str(e)
-    out = {
-        "alignment": align,
-        "uniformity": uniformity(fs.features),
-        "per_domain": {str(k): (None if np.isnan(v) else float(v))
-                       for k, v in uniformity_by_group(fs.features, fs.domains, names=fs.domain_names).items()},
-        "num_images": len(fs),
-        "note": note,
-    }
+    out = compute()
     cache.save_json(key, out)
     return out
+
+
+# What the cached numbers are (``analysis.feature_report``): identities per domain, negative pids none.
+NUMBERS_VERSION = "feature_report-1"
+
+
+def cached_geometry(fs: FeatureSet) -> Dict[str, object]:
+    """``analysis.feature_report.geometry`` of ``fs``, cached: alignment (Eq. 1) over same-identity pairs
+    within a domain, uniformity (Eq. 2), uniformity per domain."""
+    from analysis.feature_report import geometry
+
+    return _cached_json(fs, "geometry", lambda: geometry(fs))
+
+
+def cached_retrieval(fs: FeatureSet) -> Dict[str, object]:
+    """``analysis.feature_report.retrieval`` of ``fs``, cached: CMC / mAP per domain with query + gallery rows."""
+    from analysis.feature_report import retrieval
+
+    return _cached_json(fs, "retrieval", lambda: retrieval(fs))

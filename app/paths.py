@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Optional, Sequence
+from typing import List, Optional, Sequence
 
 from bau.errors import BauError
 
@@ -89,6 +89,21 @@ def resolve_inside(root: str, path: str, what: str = "path") -> str:
     if not is_inside(root, real):
         raise BauError(f"{what} {path}: outside the runs folder {root}; only files under it can be opened")
     return real
+
+
+def feature_files(root: str) -> List[str]:
+    """Every ``.npz`` under the runs folder ``root``, as paths relative to it, sorted.
+
+    Like ``bau.runs.discover_runs``: folders starting with a dot (``.bau_cache``) and symlinked
+    folders are not visited. A listed file is still opened through ``resolve_inside`` (it may be a
+    symlink leading out).
+    """
+    found = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(folder, d)))
+        found += [os.path.relpath(os.path.join(folder, f), root).replace(os.sep, "/")
+                  for f in files if f.endswith(".npz") and not f.startswith(".")]
+    return sorted(found)
 
 
 def resolve_data_root(configured: str, override: str = "", run_dir: Optional[str] = None) -> str:

@@ -83,6 +83,27 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from analysis.feature_report import write_report
+    from bau.feature_file import combine_feature_sets, read_feature_file
+
+    if args.perplexity <= 0:
+        raise BauError(f"--perplexity {args.perplexity}: expected a positive number")
+    if args.tsne_iters < 1:
+        raise BauError(f"--tsne-iters {args.tsne_iters}: expected a positive number of iterations")
+    fs = combine_feature_sets([read_feature_file(p) for p in args.features], args.features)
+    echo = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
+    numbers, written = write_report(fs, args.features, args.out, max_points=args.max_points,
+                                    perplexity=args.perplexity, seed=args.seed, tsne_iters=args.tsne_iters, echo=echo)
+    geo = numbers["geometry"]
+    align = "n/a" if geo["alignment"] is None else f"{geo['alignment']:.4f}"
+    print(f"{len(fs)} images, {len(fs.domain_names)} domain(s): alignment {align}  uniformity {geo['uniformity']:.4f}")
+    for name, m in numbers["retrieval"]["per_domain"].items():
+        print(f"  {name}: mAP {100 * m['mAP']:.1f}  rank-1 {100 * m['rank1']:.1f}")
+    print("wrote " + ", ".join(written))
+    return 0
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
     from bau.data.synthetic import format_stats, generate
 
@@ -128,6 +149,8 @@ def _cmd_app(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from analysis.embedding import add_tsne_options
+
     p = argparse.ArgumentParser(prog="bau", description="Train, evaluate and analyse BAU (Balancing Alignment and "
                                                         "Uniformity) for domain-generalizable person re-ID.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -163,6 +186,18 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--device", default="auto")
     x.add_argument("--quiet", action="store_true")
     x.set_defaults(func=_cmd_extract)
+
+    y = sub.add_parser("analyze", help="alignment, uniformity, t-SNE and CMC/mAP of feature files of any model",
+                       description="Diagnostics of feature files (.npz from `bau extract`, or from any re-ID model "
+                                   "in that format: docs/feature_files.md). Several files are several domains.")
+    y.add_argument("--features", required=True, nargs="+", metavar="FILE.npz", help="feature files")
+    y.add_argument("--out", required=True, help="output folder: report.md, report.json, tsne.png/.pdf/.json")
+    y.add_argument("--max-points", type=int, default=2000,
+                   help="images in the t-SNE (seeded sample; default 2000; 0: no t-SNE)")
+    add_tsne_options(y)
+    y.add_argument("--seed", type=int, default=0, help="seed of the t-SNE and its sample (default 0)")
+    y.add_argument("--quiet", action="store_true", help="no progress messages")
+    y.set_defaults(func=_cmd_analyze)
 
     s = sub.add_parser("synth", help="generate the synthetic multi-domain pedestrian dataset")
     s.add_argument("--out", required=True, help="output folder (one Market-1501-layout folder per domain)")

@@ -1,6 +1,6 @@
 """Features of a checkpoint on datasets: ``bau extract`` files and the run layer's cached feature sets.
 
-Both hold the same arrays::
+Both hold the same arrays (the file format, versioned and validated on reading, is ``bau.feature_file``)::
 
     features [N, C] float32 (L2-normalised retrieval features), pids [N], camids [N],
     domains [N] (index into ``domain_names``), subsets [N] ("train" / "query" / "gallery"),
@@ -25,7 +25,6 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from bau.atomic import atomic_path
 from bau.cache import DiskCache, cache_key
 from bau.checkpoint import checkpoint_identity, load_model
 from bau.config import Config
@@ -56,14 +55,16 @@ def collect_items(names: Sequence[str], root: str, subset: str, cfg: Config, spl
 
 def extract_to_npz(model: torch.nn.Module, cfg: Config, names: Sequence[str], root: str, subset: str, out_path: str,
                    split: int = 0, progress: bool = False) -> int:
+    """Write the features of ``subset`` of datasets ``names`` to the feature file ``out_path``
+    (``bau.feature_file``: the versioned format ``bau analyze`` and the app read); returns the row count."""
+    from bau.feature_file import write_feature_file
+
     if not out_path.endswith(".npz"):
         raise BauError(f"--out {out_path}: expected a file name ending in .npz")
     col = collect_items(names, root, subset, cfg, split)
     device = next(model.parameters()).device
     feats = extract_features(model, col["items"], cfg, device, progress=progress)
-    with atomic_path(out_path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **_arrays(col, np.arange(len(col["items"])), feats, names))
+    write_feature_file(out_path, _arrays(col, np.arange(len(col["items"])), feats, names))
     return len(col["items"])
 
 
@@ -79,18 +80,6 @@ def _arrays(col: Dict[str, List], keep: np.ndarray, feats: np.ndarray, names: Se
         "paths": np.array([it[0] for it in items], dtype=str),
         "domain_names": np.array(list(names), dtype=str),
     }
-
-
-def load_npz(path: str) -> Dict[str, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        raise BauError(f"feature file {path}: cannot be read as a bau .npz ({type(e).__name__})") from None
-    missing = {"features", "pids", "camids", "domains"} - set(data)
-    if missing:
-        raise BauError(f"feature file {path}: missing arrays {sorted(missing)} (expected a file from `bau extract`)")
-    return data
 
 
 # ---------------------------------------------------------------------------------------------

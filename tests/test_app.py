@@ -12,8 +12,9 @@ import pytest
 import torch
 import yaml
 
+from analysis.feature_report import geometry, identity_labels, retrieval
 from app.embeddings import cached_geometry, cached_tsne
-from app.paths import RUNS_ENV, checked_path, is_inside, resolve_data_root, resolve_inside, runs_root_from
+from app.paths import RUNS_ENV, checked_path, feature_files, is_inside, resolve_data_root, resolve_inside, runs_root_from
 from app.runs import (config_differences, downsample_steps, flatten, log_frames, loss_terms, runs_table,
                       short_names)
 from bau.cache import DiskCache, cache_key
@@ -62,7 +63,36 @@ def runs(tiny_synth, tmp_path_factory):
     (root / "linked").mkdir()
     shutil.copy(root / "solo" / "config.yaml", root / "linked" / "config.yaml")
     os.symlink(base / "outside.pt", root / "linked" / "best.pt")
+    # feature files of no bau model: a good one, one with NaN features, one symlinked from outside
+    (root / "features").mkdir()
+    np.savez(root / "features" / "foreign.npz", **foreign_features())
+    np.savez(root / "features" / "broken.npz", **{**foreign_features(), "features": np.full((26, 8), np.nan)})
+    np.savez(base / "elsewhere.npz", **foreign_features())
+    os.symlink(base / "elsewhere.npz", root / "features" / "outside.npz")
     return {"root": str(root), "outside": str(base / "outside.pt"), "data": tiny_synth}
+
+
+def foreign_features():
+    """Two domains x 4 identities (Gaussian clusters, same pid numbers in both), query + gallery, a distractor."""
+    rng = np.random.default_rng(5)
+    feats, pids, camids, domains, subsets = [], [], [], [], []
+    for d in range(2):
+        centres = rng.standard_normal((4, 8))
+        for pid in range(4):
+            for j in range(3):
+                feats.append(centres[pid] + 0.8 * rng.standard_normal(8))
+                pids.append(pid)
+                camids.append(j)
+                domains.append(d)
+                subsets.append("query" if j == 0 else "gallery")
+        feats.append(rng.standard_normal(8))
+        pids.append(-1)
+        camids.append(1)
+        domains.append(d)
+        subsets.append("gallery")
+    return {"bau_features_version": np.int64(1), "features": np.array(feats, np.float32), "pids": np.array(pids),
+            "camids": np.array(camids), "domains": np.array(domains), "domain_names": np.array(["north", "south"]),
+            "subsets": np.array(subsets)}
 
 
 # -- paths -------------------------------------------------------------------------------------
@@ -270,8 +300,10 @@ def test_feature_set_second_call_reads_the_cache(runs, tmp_path, monkeypatch):
     assert np.array_equal(again.features, fs.features) and again.paths.tolist() == fs.paths.tolist()
 
     geo = cached_geometry(fs)
-    assert geo["uniformity"] == pytest.approx(uniformity(fs.features))
-    assert geo["alignment"] == pytest.approx(alignment(fs.features, fs.identities()))
+    # analysis.feature_report's numbers: on L2-normalised features, identities per domain
+    assert geo["uniformity"] == pytest.approx(uniformity(fs.features, normalize=True))
+    assert geo["alignment"] == pytest.approx(alignment(fs.features, identity_labels(fs.pids, fs.domains),
+                                                       normalize=True))
     assert set(geo["per_domain"]) == set(SYNTH) and geo["num_images"] == len(fs)
     rows, emb = cached_tsne(fs, max_points=30, perplexity=5.0)
     assert emb.shape == (30, 2) and len(set(rows.tolist())) == 30
@@ -416,6 +448,40 @@ def test_geometry_page(runs, monkeypatch):
     # the features are cached next to the checkpoint (solo/.bau_cache), not in the runs folder itself
     assert any(n.startswith("features-") for n in os.listdir(os.path.join(runs["root"], "solo", ".bau_cache")))
     assert not os.path.exists(os.path.join(runs["root"], ".bau_cache"))
+
+
+def test_geometry_page_opens_a_feature_file_of_any_model(runs, monkeypatch):
+    from bau.feature_file import read_feature_file
+
+    assert feature_files(runs["root"]) == ["features/broken.npz", "features/foreign.npz", "features/outside.npz"]
+    at = _app(runs["root"], monkeypatch).run()
+    at.switch_page("views/geometry.py").run()
+    at.radio(key="geo_source").set_value("feature file (.npz)").run()
+    at.selectbox(key="geo_file").select("features/foreign.npz").run()
+    assert not at.exception and not _errors(at), _errors(at)
+    assert [h.value for h in at.subheader] == ["Alignment and uniformity", "Retrieval", "t-SNE"]
+    # the numbers of `bau analyze` (analysis.feature_report) on the same file
+    fs = read_feature_file(os.path.join(runs["root"], "features", "foreign.npz"))
+    geo, ret = geometry(fs), retrieval(fs)
+    assert [m.value for m in at.metric] == [f"{geo['alignment']:.4g}", f"{-geo['uniformity']:.4g}", "26"]
+    per_domain, table = (d.value for d in at.dataframe)  # per domain, then retrieval
+    assert per_domain["domain"].tolist() == ["north", "south"] and per_domain["identities"].tolist() == [4, 4]
+    assert per_domain["−L_uniform"].tolist() == pytest.approx([-geo["per_domain"]["north"], -geo["per_domain"]["south"]])
+    table = table.set_index("domain")
+    for name in ("north", "south"):
+        assert table.loc[name, "mAP"] == pytest.approx(100 * ret["per_domain"][name]["mAP"])
+        assert table.loc[name, "queries"] == 4 and table.loc[name, "gallery"] == 9
+    assert "vega_lite_chart" in _kinds(at)
+    # its results are cached next to the file, inside the runs folder
+    assert {n.split("-")[0] for n in os.listdir(os.path.join(runs["root"], "features", ".bau_cache"))} == {
+        "geometry", "retrieval", "tsne"}
+    # a malformed file is its one-line error; a file leading out of the runs folder is refused
+    at.selectbox(key="geo_file").select("features/broken.npz").run()
+    assert not at.exception and not at.metric
+    assert any("broken.npz: features has NaN" in e for e in _errors(at)), _errors(at)
+    at.selectbox(key="geo_file").select("features/outside.npz").run()
+    assert not at.exception and not at.metric
+    assert any("outside the runs folder" in e for e in _errors(at)), _errors(at)
 
 
 def test_retrieval_page(runs, monkeypatch):

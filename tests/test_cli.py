@@ -45,6 +45,20 @@ def test_train_eval_extract(tiny_synth, tiny_run, tmp_path, capsys):
     assert np.allclose(np.linalg.norm(z["features"], axis=1), 1, atol=1e-4)
     assert list(z["domain_names"]) == ["folder:synth_a", "folder:synth_c"]
     assert {"train", "query", "gallery"} == set(z["subsets"])
+    assert int(z["bau_features_version"]) == 1  # the versioned format of docs/feature_files.md
+    from bau.feature_file import read_feature_file
+
+    fs = read_feature_file(str(npz))
+    assert fs.domain_names == ["folder:synth_a", "folder:synth_c"] and np.array_equal(fs.features, z["features"])
+    # the same file without the version field (as bau extract wrote it before) reads the same
+    old = tmp_path / "old.npz"
+    np.savez(old, **{k: z[k] for k in z.files if k != "bau_features_version"})
+    assert np.array_equal(read_feature_file(str(old)).pids, fs.pids)
+    # and `bau analyze` reads it: the target's query/gallery give the mAP the training run reported
+    report = tmp_path / "report"
+    assert main(["analyze", "--features", str(npz), "--out", str(report), "--max-points", "0", "--quiet"]) == 0
+    numbers = json.loads((report / "report.json").read_text())
+    assert numbers["retrieval"]["per_domain"]["folder:synth_c"]["mAP"] == pytest.approx(final["mAP"], abs=1e-6)
 
 
 def test_data_inspect(tiny_synth, capsys):
@@ -81,7 +95,7 @@ def test_foreign_checkpoint_eval(tmp_path, capsys):
 def test_console_script_help():
     out = subprocess.run([sys.executable, "-m", "bau", "--help"], capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0
-    for cmd in ("train", "eval", "extract", "synth", "data", "demo", "sweep", "app"):
+    for cmd in ("train", "eval", "extract", "analyze", "synth", "data", "demo", "sweep", "app"):
         assert cmd in out.stdout
 
 

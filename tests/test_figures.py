@@ -1,13 +1,16 @@
-"""The figure and table scripts on a tiny sweep with the demo sweep's labels (reduced grid, p in {0, 0.5}).
+"""The figure and table scripts on a tiny sweep with the demo sweep's labels (reduced grid, p in {0, 0.5},
+two training seeds for the main grid, one for the rest).
 
 Each script's plotted numbers are checked against the metric recomputed here from the run's own
 files: features re-extracted from the checkpoint, alignment / uniformity by brute force over all
-pairs, Grad-CAM maps and weight scores recomputed, mAP read from results.json.
+pairs, Grad-CAM maps and weight scores recomputed, mAP read from results.json; then mean, sample
+std and n over the seeds, and BAU minus baseline per seed, computed here by hand.
 """
 import json
 import math
 import os
 import shutil
+import statistics
 
 import numpy as np
 import pytest
@@ -22,6 +25,7 @@ from bau.sweep import run_sweep
 from tests.conftest import tiny_overrides
 
 PS = [0.0, 0.5]
+SEEDS = [1, 2]
 BASELINE = {"loss.two_view": False, "loss.align": False, "loss.uniform": False, "loss.domain": False}
 TARGET = "folder:synth_c"
 SOURCES = ["folder:synth_a", "folder:synth_b"]
@@ -38,7 +42,8 @@ def one_blas_thread():
 
 @pytest.fixture(scope="module")
 def sweep(tiny_synth, tmp_path_factory):
-    """9 runs: {baseline, bau, bau_noweight} x p, bau_nodomain at 0.5, baseline_id (trained on synth_c) x p.
+    """15 runs: {baseline, bau, bau_noweight} x p x train.seed {1, 2}, bau_nodomain at 0.5 and baseline_id
+    (trained on synth_c) x p without a seed axis (one run each, seed 1 from the config).
 
     ImageNet MobileNetV2 (shipped with a dependency) at 64x32, one epoch of two steps: the features
     are not collapsed as a from-scratch net's would be, and Grad-CAM has a 2x1 map to weigh.
@@ -48,24 +53,60 @@ def sweep(tiny_synth, tmp_path_factory):
     overrides = tiny_overrides(tiny_synth, **{"train.epochs": 1, "train.eval_every": 0, "model.pretrained": "true",
                                               "data.height": 64, "data.width": 32})
     spec = {"base": "base.yaml", "overrides": overrides, "grids": [
-        {"method": {"baseline": BASELINE, "bau": {}, "bau_noweight": {"loss.weighting": False}}, "data.aug_prob": PS},
+        {"method": {"baseline": BASELINE, "bau": {}, "bau_noweight": {"loss.weighting": False}}, "data.aug_prob": PS,
+         "train.seed": SEEDS},
         {"method": {"bau_nodomain": {"loss.domain": False}}, "data.aug_prob": [0.5]},
         {"method": {"baseline_id": {**BASELINE, "data.sources": ["folder:synth_c"]}}, "data.aug_prob": PS},
     ]}
     (tmp / "sweep.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     out = str(tmp / "sweep")
     rows = run_sweep(str(tmp / "sweep.yaml"), out, progress=False, echo=lambda s: None)
-    assert len(rows) == 9 and all(r["status"] == "finished" for r in rows)
+    assert len(rows) == 15 and all(r["status"] == "finished" for r in rows)
     return out
 
 
-def run_dir(sweep, method, p):
-    return os.path.join(sweep, f"method-{method}__aug_prob-{p}")
+SEEDED = ("baseline", "bau", "bau_noweight")  # the methods with a seed axis
 
 
-def metric(sweep, method, p, key="mAP", target=TARGET):
-    with open(os.path.join(run_dir(sweep, method, p), "results.json")) as f:
+def run_name(method, p, seed=None):
+    return f"method-{method}__aug_prob-{p}" + (f"__seed-{seed}" if method in SEEDED else "")
+
+
+def run_dir(sweep, method, p, seed=1):
+    return os.path.join(sweep, run_name(method, p, seed))
+
+
+def metric(sweep, method, p, key="mAP", target=TARGET, seed=1):
+    with open(os.path.join(run_dir(sweep, method, p, seed), "results.json")) as f:
         return 100 * json.load(f)["metrics"][target][key]
+
+
+def seed_values(sweep, method, p, key="mAP"):
+    return [metric(sweep, method, p, key, seed=s) for s in SEEDS]
+
+
+def assert_spread(row, name, values):
+    """``row`` holds mean, sample std and n of ``values`` (computed here by hand) under ``name``."""
+    assert row[f"{name}_n"] == len(values)
+    assert row[f"{name}_mean"] == pytest.approx(sum(values) / len(values), abs=1e-9)
+    if len(values) == 1:
+        assert row[f"{name}_std"] is None
+    else:
+        assert row[f"{name}_std"] == pytest.approx(statistics.stdev(values), abs=1e-9)
+    assert row[f"{name}_values"] == pytest.approx(values, abs=1e-9)
+
+
+def assert_paired(row, name, reference, treatment):
+    """``row`` holds treatment - reference per seed (SEEDS), its mean and 95 % t-interval (t from scipy)."""
+    from scipy.stats import t
+
+    diffs = [b - a for a, b in zip(reference, treatment)]
+    mean = sum(diffs) / len(diffs)
+    half = t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+    assert row[f"{name}_seeds"] == SEEDS and row[f"{name}_values"] == pytest.approx(diffs, abs=1e-9)
+    assert row[f"{name}_mean"] == pytest.approx(mean, abs=1e-9) and row[f"{name}_n"] == len(diffs)
+    assert row[f"{name}_ci_low"] == pytest.approx(mean - half, abs=1e-9)
+    assert row[f"{name}_ci_high"] == pytest.approx(mean + half, abs=1e-9)
 
 
 def brute_uniformity(f):
@@ -85,9 +126,10 @@ def brute_alignment(f, pids):
     return math.log(np.mean(((f[i[pos]] - f[j[pos]]) ** 2).sum(1)))
 
 
-def cached_features(sweep, method, p, names, subset, max_per_domain=None):
+def cached_features(sweep, method, p, names, subset, max_per_domain=None, seed=1):
     """The features a figure script cached for a run (the cache test checks them against a fresh extraction)."""
-    run = one_run(sweep_runs(sweep), sweep, method=method, aug_prob=p)
+    labels = {"seed": seed} if method in SEEDED else {}
+    run = one_run(sweep_runs(sweep), sweep, method=method, aug_prob=p, **labels)
     fs = lookup_features(run.checkpoint("last"), names, subset, run.config().data.root, cap=max_per_domain)
     assert fs is not None, f"{run.name}: no cached features on {names} ({subset})"
     return fs.features, fs.pids
@@ -107,23 +149,39 @@ def test_figure1_numbers_match_recomputed_metrics(sweep, tmp_path):
     assert figure1.main(["--sweep", sweep, "--out", out, "--device", "cpu", "--quiet"]) == 0
     data = outputs_exist(out, "figure1")
     assert data["target"] == TARGET
-    perf = {(r["setting"], r["p"]): r["mAP"] for r in data["performance"]}
+    perf = {(r["setting"], r["p"]): r for r in data["performance"]}
     assert set(perf) == {(s, p) for s in ("ID", "OOD") for p in PS}
     for p in PS:
-        assert perf[("OOD", p)] == pytest.approx(metric(sweep, "baseline", p))
-        assert perf[("ID", p)] == pytest.approx(metric(sweep, "baseline_id", p))
+        # OOD: both seeds, never one of them; ID: one run, no spread
+        assert perf[("OOD", p)]["runs"] == [run_name("baseline", p, s) for s in SEEDS]
+        assert_spread(perf[("OOD", p)], "mAP", seed_values(sweep, "baseline", p))
+        assert_spread(perf[("OOD", p)], "rank1", seed_values(sweep, "baseline", p, "rank1"))
+        assert_spread(perf[("ID", p)], "mAP", [metric(sweep, "baseline_id", p)])
     geo = {r["p"]: r for r in data["geometry"]}
-    assert sorted(geo) == PS
+    per_run = {r["run"]: r for r in data["geometry_runs"]}
+    assert sorted(geo) == PS and len(per_run) == len(PS) * len(SEEDS)
     for p in PS:
-        feats, pids = cached_features(sweep, "baseline", p, [TARGET], "test")
-        assert geo[p]["num_target_images"] == len(feats)
-        assert geo[p]["alignment"] == pytest.approx(brute_alignment(feats, pids), abs=1e-4)
-        assert geo[p]["uniformity"] == pytest.approx(brute_uniformity(feats), abs=1e-4)
-        assert geo[p]["neg_uniformity_target"] == pytest.approx(-geo[p]["uniformity"])
-        src, _ = cached_features(sweep, "baseline", p, SOURCES, "train", max_per_domain=2000)
-        assert len(src) == geo[p]["num_source_images"] > len(feats)
-        assert geo[p]["neg_uniformity_source"] == pytest.approx(-brute_uniformity(src), abs=1e-4)
-    assert geo[0.0]["uniformity"] != geo[0.5]["uniformity"]  # the runs differ: not a constant
+        by_seed = {}
+        for s in SEEDS:
+            feats, pids = cached_features(sweep, "baseline", p, [TARGET], "test", seed=s)
+            src, _ = cached_features(sweep, "baseline", p, SOURCES, "train", max_per_domain=2000, seed=s)
+            by_seed[s] = {"alignment": brute_alignment(feats, pids), "uniformity": brute_uniformity(feats),
+                          "neg_uniformity_source": -brute_uniformity(src)}
+            r = per_run[run_name("baseline", p, s)]
+            assert r["seed"] == s and r["num_target_images"] == len(feats) and len(src) == r["num_source_images"]
+            for key, value in by_seed[s].items():
+                assert r[key] == pytest.approx(value, abs=1e-4)
+        for key in ("alignment", "uniformity", "neg_uniformity_source"):
+            values = [by_seed[s][key] for s in SEEDS]
+            assert geo[p][f"{key}_mean"] == pytest.approx(sum(values) / 2, abs=1e-4)
+            assert geo[p][f"{key}_std"] == pytest.approx(statistics.stdev(values), abs=1e-4) and geo[p][f"{key}_n"] == 2
+        assert geo[p]["neg_uniformity_target_mean"] == pytest.approx(-geo[p]["uniformity_mean"])
+    assert geo[0.0]["uniformity_mean"] != geo[0.5]["uniformity_mean"]  # the runs differ: not a constant
+    # (d): BAU - baseline per seed at each p, and its 95 % interval
+    diff = {r["p"]: r for r in data["difference"]}
+    assert sorted(diff) == PS
+    for p in PS:
+        assert_paired(diff[p], "mAP_difference", seed_values(sweep, "baseline", p), seed_values(sweep, "bau", p))
 
 
 def test_feature_cache_is_reused_and_refreshed_when_the_checkpoint_changes(sweep, tmp_path):
@@ -133,7 +191,7 @@ def test_feature_cache_is_reused_and_refreshed_when_the_checkpoint_changes(sweep
     from bau.features import collect_items
     from bau.inference import extract_features
 
-    run = one_run(sweep_runs(sweep), sweep, method="baseline", aug_prob=0.5)
+    run = one_run(sweep_runs(sweep), sweep, method="baseline", aug_prob=0.5, seed=1)
     checkpoint = run.checkpoint("last")
     first = run_features(run, [TARGET], "test", device="cpu")
     # the cached features are the checkpoint's features of the target's query + gallery, in order
@@ -168,6 +226,9 @@ def test_figure2_maps_match_gradcam(sweep, tmp_path):
     assert figure2.main(["--sweep", sweep, "--out", out, "--device", "cpu", "--num-images", "2", "--quiet"]) == 0
     data = outputs_exist(out, "figure2")
     assert data["methods"] == ["baseline", "bau"] and data["ps"] == PS and len(data["images"]) == 2
+    # one model per panel: the runs of the smallest seed (--run-seed)
+    assert data["run_seed"] == 1 and {r["run"] for r in data["records"]} == {
+        run_name(m, p, 1) for m in ("baseline", "bau") for p in PS}
     with np.load(os.path.join(out, "figure2_maps.npz")) as z:
         maps = z["maps"]
     assert maps.shape == (2, 2, 2, 64, 32)
@@ -186,14 +247,22 @@ def test_figure4_geometry_and_tsne_uniformity(sweep, tmp_path):
     geo = outputs_exist(out, "figure4a")
     rows = {(r["method"], r["p"]): r for r in geo["rows"]}
     assert set(rows) == {(m, p) for m in ("baseline", "bau") for p in PS}
-    feats, pids = cached_features(sweep, "bau", 0.0, [TARGET], "test")
-    assert rows[("bau", 0.0)]["alignment"] == pytest.approx(brute_alignment(feats, pids), abs=1e-4)
-    assert rows[("bau", 0.0)]["uniformity"] == pytest.approx(brute_uniformity(feats), abs=1e-4)
-    assert rows[("bau", 0.5)]["mAP"] == pytest.approx(metric(sweep, "bau", 0.5))
+    align, uniform = [], []
+    for s in SEEDS:
+        feats, pids = cached_features(sweep, "bau", 0.0, [TARGET], "test", seed=s)
+        align.append(brute_alignment(feats, pids))
+        uniform.append(brute_uniformity(feats))
+    for key, values in (("alignment", align), ("uniformity", uniform)):
+        assert rows[("bau", 0.0)][f"{key}_n"] == 2
+        assert rows[("bau", 0.0)][f"{key}_mean"] == pytest.approx(sum(values) / 2, abs=1e-4)
+        assert rows[("bau", 0.0)][f"{key}_std"] == pytest.approx(statistics.stdev(values), abs=1e-4)
+    assert_spread(rows[("bau", 0.5)], "mAP", seed_values(sweep, "bau", 0.5))
+    assert len(geo["geometry_runs"]) == 2 * len(PS) * len(SEEDS)
 
     tsne = outputs_exist(out, "figure4b")
     panels = {p["method"]: p for p in tsne["panels"]}
-    assert set(panels) == {"bau", "bau_nodomain"}
+    assert set(panels) == {"bau", "bau_nodomain"} and tsne["run_seed"] == 1
+    assert panels["bau"]["run"] == run_name("bau", 0.5, 1) and panels["bau"]["seed"] == 1
     panel = panels["bau_nodomain"]
     assert panel["domain_names"] == ["synth_a", "synth_b", "synth_c (target)"]
     src, _ = cached_features(sweep, "bau_nodomain", 0.5, SOURCES, "train", max_per_domain=2000)
@@ -212,15 +281,27 @@ def test_figure5_map_and_weight_scores(sweep, tmp_path):
     out = str(tmp_path / "fig")
     assert figure5.main(["--sweep", sweep, "--out", out, "--device", "cpu", "--columns", "4", "--quiet"]) == 0
     perf = outputs_exist(out, "figure5a")
-    rows = {(r["method"], r["p"]): r["mAP"] for r in perf["rows"]}
+    rows = {(r["method"], r["p"]): r for r in perf["rows"]}
     assert set(rows) == {(m, p) for m in ("bau", "bau_noweight") for p in PS}
-    for (m, p), value in rows.items():
-        assert value == pytest.approx(metric(sweep, m, p))
+    for (m, p), row in rows.items():
+        assert_spread(row, "mAP", seed_values(sweep, m, p))
+    diff = {r["p"]: r for r in perf["difference"]}
+    assert sorted(diff) == PS
+    for p in PS:
+        assert_paired(diff[p], "mAP_difference", seed_values(sweep, "bau_noweight", p), seed_values(sweep, "bau", p))
     gallery = outputs_exist(out, "figure5b")
-    assert gallery["run"] == "method-bau__aug_prob-0.5" and sum(p["shown"] for p in gallery["pairs"]) == 4
+    assert gallery["run"] == run_name("bau", 0.5, 1) and gallery["run_seed"] == 1
+    assert sum(p["shown"] for p in gallery["pairs"]) == 4
     pairs = checkpoint_weight_scores(os.path.join(run_dir(sweep, "bau", 0.5), "last.pt"), seed=0).pairs()
     assert [p["path"] for p in gallery["pairs"]] == [p.path for p in pairs]
     np.testing.assert_allclose([p["weight"] for p in gallery["pairs"]], [p.weight for p in pairs], atol=1e-6)
+    # another training seed's checkpoint on request
+    assert figure5.main(["--sweep", sweep, "--out", out, "--device", "cpu", "--columns", "4", "--run-seed", "2",
+                         "--quiet"]) == 0
+    assert outputs_exist(out, "figure5b")["run"] == run_name("bau", 0.5, 2)
+
+
+SETTING = "synth_a+synth_b \u2192 synth_c"
 
 
 def test_tables_rows_from_configs(sweep, tmp_path, capsys):
@@ -238,24 +319,95 @@ def test_tables_rows_from_configs(sweep, tmp_path, capsys):
             rows = list(csv.reader(f))
         return rows[0], rows[1:]
 
+    def check(cells, values):
+        """CSV mean, std, n of values (4 decimals); std empty for one seed."""
+        assert float(cells[0]) == pytest.approx(sum(values) / len(values), abs=1e-4) and int(cells[2]) == len(values)
+        assert cells[1] == "" if len(values) == 1 else float(cells[1]) == pytest.approx(statistics.stdev(values),
+                                                                                         abs=1e-4)
+
+    def names(method, p):
+        return " ".join(run_name(method, p, s) for s in (SEEDS if method in SEEDED else [None]))
+
     header, rows = read("table5")
-    assert header == ["Method", "synth_a+synth_b \u2192 synth_c mAP", "synth_a+synth_b \u2192 synth_c Rank-1", "runs"]
-    # the ID baseline (trained on synth_c) is not a DG row; p = 0 baseline, no-L_domain, full BAU at p = 0.5
+    assert header == ["Method"] + [f"{SETTING} {m} {k}" for m in ("mAP", "Rank-1") for k in ("mean", "std", "n")] + [
+        "runs"]
+    # the ID baseline (trained on synth_c) is not a DG row; p = 0 baseline, no-L_domain, full BAU at p = 0.5;
+    # every seed of a cell is in it
     assert [(r[0], r[-1]) for r in rows] == [
-        ("Baseline (w/o augmented images)", "method-baseline__aug_prob-0.0"),
-        ("L_align + L_uniform", "method-bau_nodomain__aug_prob-0.5"),
-        ("L_align + L_uniform + L_domain", "method-bau__aug_prob-0.5")]
-    assert float(rows[0][1]) == pytest.approx(metric(sweep, "baseline", 0.0), abs=0.05)
-    assert float(rows[0][2]) == pytest.approx(metric(sweep, "baseline", 0.0, "rank1"), abs=0.05)
+        ("Baseline (w/o augmented images)", names("baseline", 0.0)),
+        ("L_align + L_uniform", names("bau_nodomain", 0.5)),
+        ("L_align + L_uniform + L_domain", names("bau", 0.5))]
+    check(rows[0][1:4], seed_values(sweep, "baseline", 0.0))
+    check(rows[0][4:7], seed_values(sweep, "baseline", 0.0, "rank1"))
+    check(rows[1][1:4], [metric(sweep, "bau_nodomain", 0.5)])
+    values = seed_values(sweep, "baseline", 0.0)
+    mean, std = sum(values) / 2, statistics.stdev(values)
+    assert f"| Baseline (w/o augmented images) | {mean:.1f} \u00b1 {std:.1f} (n=2) |" in printed
+    assert f"| L_align + L_uniform | {metric(sweep, 'bau_nodomain', 0.5):.1f} (n=1) |" in printed
     _, rows = read("table6")
-    assert [(r[0], r[1], r[-1]) for r in rows] == [("", "\u2713", "method-bau_noweight__aug_prob-0.5"),
-                                                   ("\u2713", "\u2713", "method-bau__aug_prob-0.5")]
+    assert [(r[0], r[1], r[-1]) for r in rows] == [("", "\u2713", names("bau_noweight", 0.5)),
+                                                   ("\u2713", "\u2713", names("bau", 0.5))]
     _, rows = read("table8")
-    assert [(tuple(r[:3]), r[-1]) for r in rows] == [(("-", "-", "-"), "method-bau__aug_prob-0.0"),
-                                                     (("\u2713",) * 3, "method-bau__aug_prob-0.5")]
-    _, rows = read("table9")
-    assert [(r[0], r[-1]) for r in rows] == [("0", "method-bau__aug_prob-0.0"), ("0.5", "method-bau__aug_prob-0.5")]
-    assert float(rows[1][1]) == pytest.approx(metric(sweep, "bau", 0.5), abs=0.05)
+    assert [(tuple(r[:3]), r[-1]) for r in rows] == [(("-", "-", "-"), names("bau", 0.0)),
+                                                     (("\u2713",) * 3, names("bau", 0.5))]
+    header, rows = read("table9")
+    assert header[-6:] == [f"{SETTING} \u0394mAP vs baseline {k}" for k in ("mean", "ci_low", "ci_high", "n")] + [
+        "runs", "baseline runs"]
+    assert [(r[0], r[-2], r[-1]) for r in rows] == [("0", names("bau", 0.0), names("baseline", 0.0)),
+                                                    ("0.5", names("bau", 0.5), names("baseline", 0.5))]
+    from scipy.stats import t
+
+    for row, p in zip(rows, PS):
+        check(row[1:4], seed_values(sweep, "bau", p))
+        diffs = [b - a for a, b in zip(seed_values(sweep, "baseline", p), seed_values(sweep, "bau", p))]
+        half = t.ppf(0.975, 1) * statistics.stdev(diffs) / math.sqrt(2)
+        mean = sum(diffs) / 2
+        assert [float(x) for x in row[7:10]] == pytest.approx([mean, mean - half, mean + half], abs=1e-4)
+        assert row[10] == "2"
+        assert f"| {p:g} | " in printed and f"{mean:+.1f} [{mean - half:+.1f}, {mean + half:+.1f}] (n=2)" in printed
+
+
+def _copy_with_run(sweep, tmp_path, source, name, **labels):
+    """A copy of the sweep (no checkpoints) with run ``source`` copied again as ``name`` with ``labels``."""
+    copy = str(tmp_path / "sweep")
+    shutil.copytree(sweep, copy, ignore=shutil.ignore_patterns("*.pt", ".bau_cache"))
+    shutil.copytree(os.path.join(copy, source), os.path.join(copy, name))
+    with open(os.path.join(copy, "summary.json")) as f:
+        summary = json.load(f)
+    row = next(r for r in summary["runs"] if r["run"] == source)
+    summary["runs"].append({**row, "run": name, **labels})
+    with open(os.path.join(copy, "summary.json"), "w") as f:
+        json.dump(summary, f)
+    return copy
+
+
+@pytest.mark.parametrize("module", [figure5, tables])
+def test_two_runs_in_one_cell_that_differ_in_more_than_seed_are_one_error_line(module, sweep, tmp_path, capsys):
+    source = run_name("bau", 0.5, 1)
+    copy = _copy_with_run(sweep, tmp_path, source, source + "__lam-2", lam=2)
+    assert module.main(["--sweep", copy, "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert os.path.join(copy, source) + " and " + os.path.join(copy, source + "__lam-2") in err
+    assert "differ in more than the seed" in err
+
+
+def test_the_same_seed_twice_in_one_cell_is_one_error_line(sweep, tmp_path, capsys):
+    source = run_name("bau", 0.5, 2)
+    copy = _copy_with_run(sweep, tmp_path, source, "bau-again")
+    assert tables.main(["--sweep", copy, "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "both match with seed 2" in err and "bau-again" in err and source in err
+
+
+def test_two_sweeps_matching_one_cell_is_one_error_line(sweep, tmp_path, capsys):
+    copy = str(tmp_path / "again")
+    shutil.copytree(sweep, copy, ignore=shutil.ignore_patterns("*.pt", ".bau_cache"))
+    assert tables.main(["--sweep", sweep, "--sweep", copy, "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"sweep {sweep} vs {copy}" in err
+    # the same folder twice is one sweep, not an ambiguity
+    assert tables.main(["--sweep", sweep, "--sweep", sweep + "/", "--out", str(tmp_path / "o"), "--quiet"]) == 0
 
 
 def test_table_rows_match_by_config_not_label():
@@ -298,11 +450,12 @@ def test_unfinished_and_missing_runs_are_one_error_line(sweep, tmp_path, capsys)
     copy = str(tmp_path / "sweep")
     shutil.copytree(sweep, copy, ignore=shutil.ignore_patterns("*.pt", ".bau_cache"))
     for p in PS:
-        os.remove(os.path.join(copy, f"method-bau__aug_prob-{p}", "results.json"))
-        open(os.path.join(copy, f"method-bau__aug_prob-{p}", "last.pt"), "w").close()
+        for seed in SEEDS:
+            os.remove(os.path.join(copy, run_name("bau", p, seed), "results.json"))
+            open(os.path.join(copy, run_name("bau", p, seed), "last.pt"), "w").close()
     assert figure4.main(["--sweep", copy, "--out", str(tmp_path / "o"), "--quiet"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "not finished" in err and "method-bau__aug_prob-0.5 (interrupted)" in err
+    assert err.startswith("error: ") and "not finished" in err and f"{run_name('bau', 0.5, 1)} (interrupted)" in err
     assert err.count("\n") == 1
 
     with open(os.path.join(copy, "summary.json")) as f:
@@ -316,12 +469,12 @@ def test_unfinished_and_missing_runs_are_one_error_line(sweep, tmp_path, capsys)
 
 
 def test_table_columns_per_setting_with_average(tmp_path):
-    from analysis.tables import TABLES, Setting, build_table
+    from analysis.tables import TABLES, Setting, build_table, markdown_rows
     from bau.runs import Run
 
     full = {"loss.two_view": True, "loss.ce_aug": False, "loss.align": True, "loss.uniform": True,
             "loss.domain": True, "loss.weighting": True, "loss.domain_specific": True, "data.aug_prob": 0.5,
-            "data.random_erasing": True, "data.randaugment": True, "data.color_jitter": True}
+            "data.random_erasing": True, "data.randaugment": True, "data.color_jitter": True, "train.seed": 1}
 
     def entry(name, sources, target, m, r1, **cfg):
         path = tmp_path / name
@@ -335,9 +488,51 @@ def test_table_columns_per_setting_with_average(tmp_path):
                      **{"loss.domain": False})]
     table5 = next(t for t in TABLES if t.key == "table5")
     notes = []
-    header, rows, _ = build_table(table5, entries, 0.5, notes.append)
+    header, rows = markdown_rows(build_table(table5, entries, 0.5, notes.append))
     assert header == ["Method", "MS+CS+C3 \u2192 M mAP", "MS+CS+C3 \u2192 M Rank-1", "M+CS+C3 \u2192 MS mAP",
                       "M+CS+C3 \u2192 MS Rank-1", "Average mAP", "Average Rank-1", "runs"]
-    assert rows == [["L_align + L_uniform", "", "", "25.1", "51.6", "", "", "c"],  # one setting only: no average
-                    ["L_align + L_uniform + L_domain", "79.5", "91.1", "26.8", "54.3", "53.1", "72.7", "a b"]]
+    # one run per cell (train.seed 1 from the config): n=1, no spread; one setting only: no average
+    assert rows == [["L_align + L_uniform", "", "", "25.1 (n=1)", "51.6 (n=1)", "", "", "c"],
+                    ["L_align + L_uniform + L_domain", "79.5 (n=1)", "91.1 (n=1)", "26.8 (n=1)", "54.3 (n=1)",
+                     "53.1 (n=1)", "72.7 (n=1)", "a b"]]
     assert notes == []
+
+
+def test_table_average_over_settings_is_over_the_seeds_both_have(tmp_path):
+    """Average column: per seed the mean over settings, then mean ± std over the seeds every setting has."""
+    from analysis.tables import TABLES, Setting, build_table, csv_rows, markdown_rows
+    from bau.runs import Run
+
+    cfg = {"loss.two_view": True, "loss.ce_aug": False, "loss.align": True, "loss.uniform": True,
+           "loss.domain": True, "loss.weighting": True, "loss.domain_specific": True, "data.aug_prob": 0.5,
+           "data.random_erasing": True, "data.randaugment": True, "data.color_jitter": True, "train.seed": 0}
+
+    def entry(sweep, target, seed, m):
+        path = tmp_path / sweep / f"s{seed}"
+        path.mkdir(parents=True)
+        (path / "results.json").write_text(json.dumps({"finished": True, "metrics": {target: {"mAP": m, "rank1": m}}}))
+        run = Run(str(path), f"{sweep}-s{seed}", {"method": "bau", "seed": seed}, "finished", sweep)
+        return Setting(("a",), target), run, cfg
+
+    # setting x: seeds 1, 2, 3 = 30, 32, 34 %; setting y: seeds 1, 2 = 10, 14 % (seed 3 missing)
+    entries = [entry("x", "x", 1, 0.30), entry("x", "x", 2, 0.32), entry("x", "x", 3, 0.34),
+               entry("y", "y", 2, 0.14), entry("y", "y", 1, 0.10)]
+    table5 = next(t for t in TABLES if t.key == "table5")
+    notes = []
+    content = build_table(table5, entries, 0.5, notes.append)
+    _, rows = markdown_rows(content)
+    # per seed: (30 + 10) / 2 = 20, (32 + 14) / 2 = 23; mean 21.5, std |23 - 20| / sqrt(2) = 2.1213
+    assert rows == [["L_align + L_uniform + L_domain", "32.0 \u00b1 2.0 (n=3)", "32.0 \u00b1 2.0 (n=3)",
+                     "12.0 \u00b1 2.8 (n=2)", "12.0 \u00b1 2.8 (n=2)", "21.5 \u00b1 2.1 (n=2)",
+                     "21.5 \u00b1 2.1 (n=2)", "x-s1 x-s2 x-s3 y-s1 y-s2"]]
+    assert notes == ["note: table5 row L_align + L_uniform + L_domain: seeds 3 are not in every setting; "
+                     "left out of the average"]
+    header, rows = csv_rows(content)
+    assert header[-4:] == ["Average Rank-1 mean", "Average Rank-1 std", "Average Rank-1 n", "runs"]
+    assert rows[0][1:4] == ["32.0000", "2.0000", "3"] and rows[0][13:16] == ["21.5000", "2.1213", "2"]
+
+
+def test_run_seed_that_the_sweep_lacks_is_one_error_line(sweep, tmp_path, capsys):
+    assert figure4.main(["--sweep", sweep, "--out", str(tmp_path / "o"), "--run-seed", "9", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--run-seed 9: sweep folder" in err and "(seeds there: 1, 2)" in err
