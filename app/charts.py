@@ -61,19 +61,25 @@ def lines_by(df: pd.DataFrame, x: str, y: str, color: str, y_title: Optional[str
     ).properties(height=280)
 
 
-def sweep_chart(rows: pd.DataFrame, x: str, y: str, color: Optional[str]) -> alt.Chart:
-    """A sweep's metric against one label (e.g. mAP vs aug_prob), one line per other label (e.g. method)."""
-    data = _plain(rows, {"run": "run", x: "x", y: "y", **({color: "series"} if color else {})})
+def sweep_chart(points: pd.DataFrame, x: str, y: str, color: Optional[str]) -> alt.Chart:
+    """A sweep's metric against one label (e.g. mAP vs aug_prob), one line per other label (e.g. method).
+
+    ``points`` is ``app.runs.mean_over_seeds``: a point is the mean over seeds, the bar its std."""
+    data = _plain(points, {x: "x", "mean": "y", "std": "std", "n": "n", **({color: "series"} if color else {})})
+    data["low"], data["high"] = data["y"] - data["std"].fillna(0), data["y"] + data["std"].fillna(0)
     x_type = "x:Q" if pd.api.types.is_numeric_dtype(data["x"]) else "x:N"
     enc = dict(
         x=alt.X(x_type, title=x),
-        y=alt.Y("y:Q", title=y, scale=alt.Scale(zero=False)),
-        tooltip=["run:N", alt.Tooltip(x_type, title=x)] + ([alt.Tooltip("series:N", title=color)] if color else [])
-        + [alt.Tooltip("y:Q", title=y, format=".4f")],
+        y=alt.Y("y:Q", title=f"{y} (mean over seeds)", scale=alt.Scale(zero=False)),
+        tooltip=[alt.Tooltip(x_type, title=x)] + ([alt.Tooltip("series:N", title=color)] if color else [])
+        + [alt.Tooltip("y:Q", title=y, format=".4f"), alt.Tooltip("std:Q", format=".4f"), "n:Q"],
     )
     if color:
         enc["color"] = alt.Color("series:N", title=color)
-    return alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=60)).encode(**enc).properties(height=300)
+    line = alt.Chart(data).mark_line(point=alt.OverlayMarkDef(size=60)).encode(**enc)
+    bars = alt.Chart(data).mark_errorbar().encode(
+        x=alt.X(x_type), y=alt.Y("low:Q", title=""), y2="high:Q", **({"color": enc["color"]} if color else {}))
+    return (bars + line).properties(height=300)
 
 
 def embedding_scatter(points: pd.DataFrame, color: str, tooltip: List[str], show_legend: bool = True,

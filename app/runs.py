@@ -8,12 +8,13 @@ is shown as usual.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import pandas as pd
 
 from bau.errors import BauError
 from bau.runs import Run
+from bau.seeds import spread
 
 # Columns of a step record that are bookkeeping, not loss terms.
 STEP_META = ("event", "epoch", "iter", "step", "lr", "time_s")
@@ -107,3 +108,26 @@ def short_names(names: List[str]) -> Dict[str, str]:
     while parts and all(len(p) > common + 1 and p[common] == parts[0][common] for p in parts):
         common += 1
     return {n: "/".join(p[common:]) for n, p in zip(names, parts)}
+
+
+def mean_over_seeds(table: pd.DataFrame, x: str, y: str, color: Optional[str] = None) -> pd.DataFrame:
+    """One row per (``x``, ``color``) point of a sweep table: ``mean``, ``std`` (None for n = 1) and
+    ``n`` of ``y`` over the runs' ``seed`` label (``bau.seeds.spread``). Without a ``seed`` column
+    (or when it is the x axis or the lines) every run is its own point, n = 1.
+    """
+    keys = [x] + ([color] if color else [])
+    rows = []
+    if "seed" not in table.columns or "seed" in keys:
+        for _, r in table.iterrows():
+            rows.append({**{k: r[k] for k in keys}, "mean": float(r[y]), "std": None, "n": 1})
+        return pd.DataFrame(rows)
+    for key, group in table.dropna(subset=[y]).groupby(keys, sort=True, dropna=False):
+        key = key if isinstance(key, tuple) else (key,)
+        seeds = group["seed"].tolist()
+        if len(set(seeds)) != len(seeds):
+            where = ", ".join(f"{k}={v}" for k, v in zip(keys, key))
+            raise BauError(f"sweep view: two runs with the same seed at {where} "
+                           f"({', '.join(group['run'].astype(str))}); pick runs that differ in seed only")
+        s = spread(dict(zip(seeds, group[y].astype(float))))
+        rows.append({**dict(zip(keys, key)), "mean": s.mean, "std": s.std, "n": s.n})
+    return pd.DataFrame(rows)

@@ -677,3 +677,20 @@ def test_bau_app_forwards_sigterm_and_sigint_to_its_server(tmp_path, signum):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_sweep_view_points_are_means_over_seeds():
+    import pandas as pd
+
+    from app.runs import mean_over_seeds
+
+    table = pd.DataFrame({"run": ["a1", "a2", "b1", "c1"], "method": ["bau", "bau", "bau", "base"],
+                          "aug_prob": [0.5, 0.5, 1.0, 0.5], "seed": [1, 2, 1, 1], "m/mAP": [0.30, 0.32, 0.2, 0.1]})
+    points = mean_over_seeds(table, "aug_prob", "m/mAP", "method").set_index(["aug_prob", "method"])
+    assert points.loc[(0.5, "bau"), "mean"] == pytest.approx(0.31)
+    assert points.loc[(0.5, "bau"), "std"] == pytest.approx(0.0141421, rel=1e-5) and points.loc[(0.5, "bau"), "n"] == 2
+    assert points.loc[(1.0, "bau"), "n"] == 1 and pd.isna(points.loc[(1.0, "bau"), "std"])  # no spread for n = 1
+    # seed as the x axis: every run is its own point
+    assert len(mean_over_seeds(table, "seed", "m/mAP", "method")) == 4
+    with pytest.raises(BauError, match="two runs with the same seed"):
+        mean_over_seeds(pd.concat([table, table.iloc[:1]]), "aug_prob", "m/mAP", "method")

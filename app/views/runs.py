@@ -6,7 +6,8 @@ import streamlit as st
 import yaml
 
 from app import charts
-from app.runs import config_differences, downsample_steps, log_frames, long_steps, loss_terms, runs_table, short_names
+from app.runs import (config_differences, downsample_steps, log_frames, long_steps, loss_terms, mean_over_seeds,
+                      runs_table, short_names)
 from app.session import context, show_errors
 from bau.evaluation import METRIC_KEYS
 
@@ -76,7 +77,12 @@ with compare, show_errors():
             others = [c for c in labels if c != x]
             color = c2.selectbox("lines", ["(none)"] + others, index=1 if others else 0, key="sweep_color")
             y = c3.selectbox("metric", metric_cols, key="sweep_y")
-            st.altair_chart(charts.sweep_chart(table, x, y, None if color == "(none)" else color), width="stretch")
+            lines = None if color == "(none)" else color
+            with show_errors():
+                points = mean_over_seeds(table, x, y, lines)
+                st.altair_chart(charts.sweep_chart(points, x, y, lines), width="stretch")
+                if "seed" in table.columns and "seed" not in (x, lines):
+                    st.caption("Each point is the mean over the runs' seeds; the bar is the standard deviation.")
 
         label = short_names([r.name for r in picked])
         logs = {label[r.name]: log_frames(r) for r in picked}
