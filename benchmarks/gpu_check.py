@@ -54,6 +54,7 @@ import gc
 import json
 import math
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -190,6 +191,16 @@ def loss_terms(step, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
     return {k: float(v) for k, v in terms.items()}
 
 
+def worker_error(output: str) -> str:
+    """The line of a torchrun run's output that says what went wrong: the worker's last exception
+    line (``SomeError: ...``), not the launcher's ``ChildFailedError`` summary; else the last line."""
+    lines = [re.sub(r"^\[(default)?rank\d+\]:\s*", "", ln.strip()) for ln in output.splitlines()]
+    lines = [ln for ln in lines if ln and not set(ln) <= set("=-")]
+    errors = [ln for ln in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b", ln)
+              and "ChildFailedError" not in ln]
+    return errors[-1] if errors else (lines[-1] if lines else "no output")
+
+
 def one_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
@@ -315,8 +326,10 @@ def section_torchrun(ctx: Context) -> Outcome:
         proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=BUDGET_S)
         wall = time.perf_counter() - start
         if proc.returncode != 0 or not os.path.isfile(out):
-            lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
-            raise RuntimeError(f"torchrun exited with {proc.returncode}: {lines[-1] if lines else 'no output'}")
+            tail = "\n".join((proc.stderr + proc.stdout).strip().splitlines()[-40:])
+            # the table gets the worker's error line; the JSON's traceback keeps the output's tail
+            raise RuntimeError(f"torchrun exited with {proc.returncode}: {worker_error(proc.stderr + proc.stdout)}"
+                               f"\n{tail}")
         with open(out) as f:
             res = json.load(f)
     res["wall_s"] = wall

@@ -273,6 +273,15 @@ def test_gpu_check_loss_terms_are_the_steps_logged_values():
                                            + terms["domain"], abs=1e-5)
 
 
+def test_gpu_check_worker_error_line():
+    output = ("[rank0]: Traceback (most recent call last):\n[rank0]:   File \"w.py\", line 3\n"
+              "[rank0]: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n"
+              "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: \n" + "=" * 60 + "\n")
+    assert gpu_check.worker_error(output) == "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
+    assert gpu_check.worker_error("just this\n----\n") == "just this"
+    assert gpu_check.worker_error("") == "no output"
+
+
 def test_gpu_check_tiny_on_cpu(tmp_path, capsys):
     """Every section's code path at tiny sizes on the CPU, and its numbers against references."""
     out = tmp_path / "gpu.json"
