@@ -7,7 +7,10 @@ its query list, or the files given with ``--images``): the image, then one Grad-
 checkpoint of the baseline at p = 0 ... 1 (left to right), and below it the same for BAU. The
 explained score is the image's own retrieval embedding (``analysis.gradcam.gradcam_map``), so
 the map shows which regions make up the feature: with larger p the baseline concentrates on
-fewer, dominant regions.
+fewer, dominant regions. The maps are computed at ``analysis.gradcam.cam_layer``'s layer: the
+deepest one with at least 8x4 cells at the runs' image size (MobileNetV2 at 64x32: the end of its
+stride-8 stage, ``backbone.features.6``, 8x4; its last layer would be 2x1). The caption under the
+figure names the layer and its map size.
 
 Runs are picked by their labels in the sweep's summary.json:
 
@@ -17,8 +20,9 @@ Runs are picked by their labels in the sweep's summary.json:
     seed             the training seed: the runs of one seed are shown (--run-seed, default the smallest)
 
 Writes ``<out>/figure2.{png,pdf,json}``: the JSON lists per image, method and p the run, the
-checkpoint and the map's mean and the fraction of pixels above 0.5 (how spread the attention
-is); ``<out>/figure2_maps.npz`` holds the maps themselves (``maps [images, methods, ps, H, W]``,
+checkpoint, the Grad-CAM layer and its map size (``cam_layer``, ``cam_cells``), and the map's mean
+and the fraction of pixels above 0.5 (how spread the attention is); ``caption`` is the figure's
+caption; ``<out>/figure2_maps.npz`` holds the maps themselves (``maps [images, methods, ps, H, W]``,
 NaN where a run is missing).
 """
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -56,7 +61,7 @@ def compute(args: argparse.Namespace) -> Dict[str, Any]:
     """Grad-CAM maps ``[images, methods, ps, H, W]`` and their overlays, with per-map statistics."""
     import torch
 
-    from analysis.gradcam import gradcam_map, load_test_image, overlay
+    from analysis.gradcam import cam_layer, gradcam_map, load_test_image, overlay
     from bau.checkpoint import model_from_checkpoint
     from bau.errors import BauError
     from bau.device import resolve_device
@@ -85,6 +90,7 @@ def compute(args: argparse.Namespace) -> Dict[str, Any]:
     overlays: Dict[tuple, np.ndarray] = {}
     inputs = [load_test_image(path, h, w)[1] for path in images]
     records: List[Dict[str, Any]] = []
+    layers: List[str] = []  # "name, hxw cells" of each run's Grad-CAM layer, in first-use order
     for mi, method in enumerate(methods):
         for pi, p in enumerate(ps):
             run = next((r for r in rows[method] if same_value(p_of(r), p)), None)
@@ -95,19 +101,33 @@ def compute(args: argparse.Namespace) -> Dict[str, Any]:
             if (cfg.data.height, cfg.data.width) != (h, w):
                 raise BauError(f"run {run.path}: image size {cfg.data.height}x{cfg.data.width} differs from "
                                f"{h}x{w} of the other runs; Figure 2 needs one size")
+            layer = cam_layer(model, h, w)
+            if layer.describe() not in layers:
+                layers.append(layer.describe())
             for ii, path in enumerate(images):
                 tensor, rgb = load_test_image(path, h, w)
-                cam = gradcam_map(model, tensor)
+                cam = gradcam_map(model, tensor, target_layer=layer.module)
                 maps[ii, mi, pi] = cam
                 overlays[(ii, mi, pi)] = overlay(rgb, cam)
                 records.append({"image": path, "method": method, "p": p, "run": run.name,
-                                "checkpoint": run.checkpoint("last"), "cam_mean": float(cam.mean()),
+                                "checkpoint": run.checkpoint("last"), "cam_layer": layer.name,
+                                "cam_cells": list(layer.map_hw), "cam_mean": float(cam.mean()),
                                 "cam_area_above_0.5": float((cam > 0.5).mean())})
             del model
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     return {"sweep": args.sweep, "run_seed": run_seed, "target": target, "images": images, "methods": methods, "ps": ps,
-            "records": records, "_maps": maps, "_overlays": overlays, "_inputs": inputs}
+            "cam_layers": layers, "caption": caption(layers, h, w, run_seed), "records": records, "_maps": maps,
+            "_overlays": overlays, "_inputs": inputs}
+
+
+def caption(layers: Sequence[str], height: int, width: int, run_seed: Optional[int] = None) -> str:
+    """The figure's caption: where the maps were computed, how many cells they have, which seed's runs."""
+    from analysis.gradcam import MIN_CELLS
+
+    seed = f"; the runs of training seed {run_seed}" if run_seed is not None else ""
+    return (f"Grad-CAM of each image's own retrieval embedding at {'; '.join(layers)} (the deepest layer with "
+            f"at least {MIN_CELLS[0]}x{MIN_CELLS[1]} cells at {height}x{width}), upsampled to the image{seed}")
 
 
 def plot(data: Dict[str, Any]):
@@ -136,10 +156,13 @@ def plot(data: Dict[str, Any]):
     panel_w, gap, left, top = 0.8, 0.04, 0.3, 0.25
     panel_h = panel_w * h / w
     width = left + 0.02 + panel_w * (ncols + (ncols - 1) * gap)
-    height = top + 0.02 + panel_h * (nrows + (nrows - 1) * gap)
+    lines = textwrap.wrap(data["caption"], width=max(30, int(width * 17)))  # ~17 characters per inch at 6 pt
+    bottom = 0.06 + 0.1 * len(lines)  # the caption's lines under the panels
+    height = top + bottom + panel_h * (nrows + (nrows - 1) * gap)
     fig.set_size_inches(width, height)
-    fig.subplots_adjust(left=left / width, right=1 - 0.02 / width, bottom=0.02 / height, top=1 - top / height,
+    fig.subplots_adjust(left=left / width, right=1 - 0.02 / width, bottom=bottom / height, top=1 - top / height,
                         wspace=gap, hspace=gap)
+    fig.text(left / width, 0.02 / height, "\n".join(lines), fontsize=6, ha="left", va="bottom")
     return fig
 
 

@@ -56,6 +56,10 @@ class ModelConfig:
     # BatchNorm statistics over the two views (bau.models.batchnorm): "joint" (one set for both) or
     # "split" (one per view, running statistics from the originals: the released 2-GPU DataParallel run).
     bn_views: str = "split"
+    # Stride of the backbone's last downsampling block (1 doubles the final map in each direction,
+    # the usual re-ID change since BoT). None = the backbone's usual: 1 for resnet50 (as released),
+    # 2 for mobilenetv2 (torchvision's); vit_b16 has no such block and takes none.
+    last_stride: Optional[int] = None
 
 
 @dataclass
@@ -147,6 +151,8 @@ class Config:
             (m.backbone in BACKBONES, "model.backbone", f"one of {', '.join(BACKBONES.names())}"),
             (m.gem_p >= 1.0, "model.gem_p", "a GeM power >= 1 (1 = average pooling)"),
             (m.bn_views in ("joint", "split"), "model.bn_views", "joint or split"),
+            (m.last_stride in (None, 1, 2), "model.last_stride",
+             f"1, 2 or none (the backbone's usual), got {m.last_stride!r}"),
             # loss
             (lo.lam >= 0.0, "loss.lam", "a weight lambda >= 0"),
             (lo.k >= 1, "loss.k", "k >= 1"),

@@ -32,7 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple, Type
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -41,6 +41,7 @@ import torchvision  # noqa: E402
 
 from benchmarks.common import Report, describe_machine_line, print_table  # noqa: E402
 from bau.config import Config, load_config  # noqa: E402
+from bau.data.multisource import MultiSourceTrainSet  # noqa: E402
 from bau.objective import BAUObjective  # noqa: E402
 from bau.step import TrainStep  # noqa: E402
 from bau.trainer import Trainer  # noqa: E402
@@ -74,24 +75,43 @@ class TimedStep(TrainStep):
         return out
 
 
+def build_step(cfg: Config, train_set: MultiSourceTrainSet, device: torch.device, seed: int,
+               step_class: Type[TrainStep] = TrainStep,
+               wrap: Optional[Callable[[torch.nn.Module], Tuple[torch.nn.Module, torch.nn.Module]]] = None,
+               **step_kwargs) -> TrainStep:
+    """The trainer's pieces for ``cfg`` on ``device``, built by its own builders and seeded with ``seed``.
+
+    The model (train mode) comes from ``Trainer.build_model`` (initialised on the CPU, so a seed
+    gives the same weights on every device); ``wrap(model) -> (model, net)``, if given, converts it
+    before the optimiser is built (e.g. synchronised BatchNorm and DDP: ``net`` is what the step
+    calls). The memory bank is initialised with random unit vectors (the trainer starts from class
+    means; any unit vectors do for timing). ``train_set`` needs only ``num_classes`` and
+    ``class_domains``. Returns ``step_class(cfg, model, objective, optimizer, memory, device, ...)``.
+    """
+    torch.manual_seed(seed)
+    model = Trainer.build_model(cfg, train_set.num_classes, device).train()
+    net = model
+    if wrap is not None:
+        model, net = wrap(model)
+        step_kwargs["net"] = net
+    memory = Trainer.build_memory(cfg, train_set, model.feat_dim, device)
+    if memory is not None:
+        g = torch.Generator().manual_seed(seed)
+        memory.initialise(torch.randn(train_set.num_classes, model.feat_dim, generator=g),
+                          torch.arange(train_set.num_classes))
+    optimizer, _ = Trainer.build_optimizer(cfg, model)
+    return step_class(cfg, model, BAUObjective(cfg.loss, memory), optimizer, memory, device, **step_kwargs)
+
+
 class Path:
     """One configuration's loader and step, with its timings."""
 
     def __init__(self, name: str, cfg: Config, seed: int):
         self.name, self.cfg = name, cfg
-        cpu = torch.device("cpu")
         start = time.perf_counter()
         self.train_set, self.loader = Trainer.build_data(cfg)
         self.setup_s = time.perf_counter() - start  # includes filling the decoded-image cache
-        torch.manual_seed(seed)
-        model = Trainer.build_model(cfg, self.train_set.num_classes, cpu).train()
-        memory = Trainer.build_memory(cfg, self.train_set, model.feat_dim, cpu)
-        if memory is not None:  # the trainer starts from class means; any unit vectors do for timing
-            g = torch.Generator().manual_seed(seed)
-            memory.initialise(torch.randn(self.train_set.num_classes, model.feat_dim, generator=g),
-                              torch.arange(self.train_set.num_classes))
-        optimizer, _ = Trainer.build_optimizer(cfg, model)
-        self.step = TimedStep(cfg, model, BAUObjective(cfg.loss, memory), optimizer, memory, cpu)
+        self.step = build_step(cfg, self.train_set, torch.device("cpu"), seed, step_class=TimedStep)
         self.loader.sampler.set_epoch(1)
         self.batches = iter(self.loader)
         self.rows: List[Dict[str, float]] = []

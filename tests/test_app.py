@@ -493,6 +493,9 @@ def test_retrieval_page(runs, monkeypatch):
     # query + top 10 + five Grad-CAM panels (query, 3 overlays, gallery)
     assert _kinds(at).count("image") == 1 + 10 + 5
     assert any("AP of this query" in c.value for c in at.caption)
+    # the Grad-CAM layer rule's choice for the run's MobileNetV2 at 32x16 (the end of the stride-4 stage)
+    assert any(c.value.startswith("Computed at backbone.features.3, 8x4 cells: the deepest layer with at least "
+                                  "8x4 cells at 32x16") for c in at.caption)
     at.number_input(key="ret_topk").set_value(3).run()
     assert not at.exception and _kinds(at).count("image") == 1 + 3 + 5
 

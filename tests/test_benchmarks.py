@@ -14,7 +14,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from benchmarks import common, data_pipeline, ranking, reranking, train_step  # noqa: E402
+from benchmarks import common, data_pipeline, gpu_check, ranking, reranking, train_step  # noqa: E402
 from bau.evaluation import evaluate_ranking  # noqa: E402
 from bau.reranking import re_ranking  # noqa: E402
 
@@ -238,3 +238,124 @@ def test_data_pipeline_main_tiny(tmp_path, capsys):
     per_worker = data["results"]["images_per_s_per_worker"]["single process"]
     expected = math.ceil(512 / (per_worker * 0.35))
     assert data["checks"]["workers_needed"]["single process"] == expected
+
+
+# -- gpu_check ------------------------------------------------------------------------------------
+def test_gpu_check_class_layout_and_batch():
+    layout = gpu_check.class_layout(gpu_check.FULL)
+    assert layout.num_classes == 1041 + 11934 + 767 == 13742 and layout.domain_names == ["msmt17", "cuhksysu", "cuhk03"]
+    assert np.bincount(layout.class_domains).tolist() == [1041, 11934, 767]
+    cfg = gpu_check.paper_config(gpu_check.FULL)
+    assert (cfg.model.backbone, cfg.model.last_stride, cfg.data.num_ids, cfg.data.num_instances) == ("resnet50", 1, 64, 4)
+    assert (cfg.data.height, cfg.data.width, cfg.model.bn_views, cfg.model.pretrained) == (256, 128, "split", False)
+    tiny = gpu_check.paper_config(gpu_check.TINY)
+    batch = gpu_check.random_batch(tiny, gpu_check.class_layout(gpu_check.TINY), seed=3, num_ids=3)
+    pids = batch["pid"].tolist()
+    assert batch["images"].shape == (2 * 3 * 2, 3, 32, 16) and len(pids) == 6
+    assert pids[0::2] == pids[1::2] and len(set(pids)) == 3  # P distinct classes, K = 2 each, grouped
+    assert batch["domain"].tolist() == [p // 4 for p in pids]  # 4 classes per domain in the tiny layout
+
+
+def test_gpu_check_loss_terms_are_the_steps_logged_values():
+    """loss_terms (what the CPU-vs-device check compares) = the values TrainStep logs for the batch."""
+    import torch
+
+    cfg = gpu_check.paper_config(gpu_check.TINY, ["train.amp=false"])
+    layout = gpu_check.class_layout(gpu_check.TINY)
+    batch = gpu_check.random_batch(cfg, layout, seed=1)
+    step = train_step.build_step(cfg, layout, torch.device("cpu"), seed=0)
+    terms = gpu_check.loss_terms(step, batch)
+    values, _ = step(batch)
+    assert set(terms) == set(values) == {"ce", "tri", "align", "uniform", "domain", "total"}
+    for k in values:
+        assert terms[k] == pytest.approx(values[k], abs=1e-6)
+    assert terms["total"] == pytest.approx(terms["ce"] + terms["tri"] + 1.5 * terms["align"] + terms["uniform"]
+                                           + terms["domain"], abs=1e-5)
+
+
+def test_gpu_check_worker_error_line():
+    output = ("[rank0]: Traceback (most recent call last):\n[rank0]:   File \"w.py\", line 3\n"
+              "[rank0]: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n"
+              "torch.distributed.elastic.multiprocessing.errors.ChildFailedError: \n" + "=" * 60 + "\n")
+    assert gpu_check.worker_error(output) == "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"
+    assert gpu_check.worker_error("just this\n----\n") == "just this"
+    assert gpu_check.worker_error("") == "no output"
+
+
+def test_gpu_check_tiny_on_cpu(tmp_path, capsys):
+    """Every section's code path at tiny sizes on the CPU, and its numbers against references."""
+    out = tmp_path / "gpu.json"
+    assert gpu_check.main(["--device", "cpu", "--tiny", "--threads", "1", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    for field in ("[step] passed", "[loss] passed", "[torchrun] passed", "[ranking] passed", "[reranking] passed",
+                  "[gradcam] passed", "[loader] passed", "AMP on (AMP is CUDA-only: off)", "backend gloo",
+                  "CrossRankBatchNorm", "at backbone.in1, 8x4 cells", "all 7 section(s) passed"):
+        assert field in text, field
+    data = _load(out)
+    r, checks = data["results"], data["checks"]
+    assert checks["all_passed"] and not checks["failed"] and set(checks["sections"]) == set(gpu_check.SECTIONS)
+    # step: P x K x 2 views, finite losses, a rate that is the images over the median time
+    amp = r["step"]["amp"]
+    assert amp["images_per_step"] == 8 and amp["amp_used"] is False and len(amp["times_s"]) == 1
+    assert amp["images_per_s"] == pytest.approx(8 / amp["step_s"])
+    # loss: both sides on the CPU, same weights and batch -> the same numbers
+    assert r["loss"]["max_abs_diff"] == 0.0 and set(r["loss"]["cpu"]) >= {"ce", "align", "domain", "total"}
+    # torchrun: every BatchNorm of ResNet-50 (53) and the BNNeck converted; DDP = the plain step
+    tr = r["torchrun"]
+    assert (tr["backend"], tr["world_size"], tr["sync_batchnorm"], tr["unsynchronised_batchnorm"]) == ("gloo", 1, 54, 0)
+    assert tr["ddp_loss"] == pytest.approx(tr["plain_loss"], rel=1e-6)
+    # ranking: the torch backend's mAP = the per-query loop's on the same problem
+    s = gpu_check.TINY
+    f = ranking.market_like_features(s.queries, s.gallery, num_ids=s.ranking_ids,
+                                     num_distractors=round(s.gallery * 2798 / 15913), dim=s.dim, noise=3.0, seed=0,
+                                     chunk_rows=4096)
+    from bau.evaluation import pairwise_distance
+
+    loop = ranking.per_query_loop(pairwise_distance(f.q_feats, f.g_feats), f.q_pids, f.g_pids, f.q_camids, f.g_camids)
+    assert r["ranking"]["identical"] and r["ranking"]["mAP"] == pytest.approx(loop["mAP"], abs=1e-9)
+    # re-ranking: the mAP of bau's re-ranking of the same distances
+    distances, labels = reranking.make_distances(s.rerank_queries, s.rerank_gallery, 0)
+    expected = evaluate_ranking(re_ranking(*distances), labels["q_pids"], labels["g_pids"], labels["q_camids"],
+                                labels["g_camids"])["mAP"]
+    assert r["reranking"]["mAP_device"] == pytest.approx(expected, abs=1e-12) and r["reranking"]["mAP_abs_diff"] == 0
+    # Grad-CAM: ResNet-50 at 32x16 -> the IN after layer1, 8x4 cells, some lit
+    g = r["gradcam"]
+    assert (g["layer"], g["map_hw"]) == ("backbone.in1", [8, 4]) and g["cells_max"] > 0 and g["maps_valid"]
+    # loader: workers = ceil(step rate / one worker's rate), measured in the same run
+    ld = r["loader"]
+    assert ld["step_images_per_s_amp"] == amp["images_per_s"]
+    assert ld["workers_needed"] == max(1, math.ceil(ld["step_images_per_s_amp"] / ld["per_worker_images_per_s"]))
+    assert ld["loader_images_per_s"] > 0 and ld["randaugment_ops"] == "released"
+
+
+def test_gpu_check_reports_a_failing_section_and_exits_nonzero(tmp_path, capsys):
+    out = tmp_path / "gpu.json"
+    assert gpu_check.main(["--device", "cpu", "--tiny", "--sections", "loader", "--json", str(out)]) == 1
+    text = capsys.readouterr().out
+    assert "[loader] error" in text and "FAILED: loader" in text
+    assert "ERROR  RuntimeError: needs the step section's images/s" in text  # one line in the table
+    data = _load(out)
+    section = data["checks"]["sections"]["loader"]
+    assert not section["passed"] and section["error"].startswith("RuntimeError: needs the step section")
+    assert "Traceback" in section["traceback"]  # the whole story in the JSON only
+
+
+def test_gpu_check_without_cuda_exits_3_with_one_line(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: the check would run")
+    assert gpu_check.main([]) == gpu_check.NO_CUDA == 3
+    captured = capsys.readouterr()
+    lines = (captured.out + captured.err).strip().splitlines()
+    assert len(lines) == 1 and "needs a CUDA device" in lines[0]
+    assert gpu_check.main(["--device", "cuda:1", "--tiny"]) == 3
+
+
+@pytest.mark.parametrize("argv, message", [(["--device", "cpu"], "--device cpu needs --tiny"),
+                                           (["--device", "tpu", "--tiny"], "expected cuda, cuda:N or cpu")])
+def test_gpu_check_bad_options_one_line(argv, message, capsys):
+    assert gpu_check.main(argv) == 2
+    captured = capsys.readouterr()
+    lines = (captured.out + captured.err).strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]

@@ -46,7 +46,7 @@ def sweep(tiny_synth, tmp_path_factory):
     (trained on synth_c) x p without a seed axis (one run each, seed 1 from the config).
 
     ImageNet MobileNetV2 (shipped with a dependency) at 64x32, one epoch of two steps: the features
-    are not collapsed as a from-scratch net's would be, and Grad-CAM has a 2x1 map to weigh.
+    are not collapsed as a from-scratch net's would be, and Grad-CAM has an 8x4 map (features.6) to weigh.
     """
     tmp = tmp_path_factory.mktemp("figsweep")
     (tmp / "base.yaml").write_text("model:\n  backbone: mobilenetv2\n")
@@ -239,6 +239,13 @@ def test_figure2_maps_match_gradcam(sweep, tmp_path):
     np.testing.assert_allclose(maps[1, 1, 1], cam, atol=1e-5)
     rec = next(r for r in data["records"] if r["image"] == data["images"][1] and r["method"] == "bau" and r["p"] == 0.5)
     assert rec["cam_mean"] == pytest.approx(float(cam.mean()), abs=1e-6) and rec["cam_mean"] > 0
+    # the layer and its map size, per record and in the caption: MobileNetV2 at 64x32 -> 8x4 cells
+    assert {(r["cam_layer"], tuple(r["cam_cells"])) for r in data["records"]} == {("backbone.features.6", (8, 4))}
+    assert data["cam_layers"] == ["backbone.features.6, 8x4 cells"]
+    assert "at backbone.features.6, 8x4 cells (the deepest layer with at least 8x4 cells at 64x32)" in data["caption"]
+    # not two horizontal bands: the 8x8-pixel block means vary across the width
+    blocks = maps[1, 1, 1].reshape(8, 8, 4, 8).mean(axis=(1, 3))
+    assert sum(len(np.unique(row.round(6))) > 1 for row in blocks) >= 4
 
 
 def test_figure4_geometry_and_tsne_uniformity(sweep, tmp_path):

@@ -41,6 +41,31 @@ def test_resnet50_last_stride_and_instance_norm():
     assert isinstance(net.in1, torch.nn.InstanceNorm2d) and net.in3.num_features == 1024
 
 
+@pytest.mark.parametrize("backbone, last_stride, final_map", [
+    ("resnet50", None, (16, 8)), ("resnet50", 1, (16, 8)), ("resnet50", 2, (8, 4)),
+    ("mobilenetv2", None, (8, 4)), ("mobilenetv2", 2, (8, 4)), ("mobilenetv2", 1, (16, 8))])
+def test_last_stride_sets_the_final_map(backbone, last_stride, final_map):
+    """model.last_stride at 256x128: stride 16 (1) or 32 (2); unset = the backbone's usual."""
+    overrides = [f"model.backbone={backbone}", "model.pretrained=false"]
+    if last_stride is not None:
+        overrides.append(f"model.last_stride={last_stride}")
+    model = build_model(load_config(None, overrides), num_classes=0).eval()
+    with torch.no_grad():
+        assert tuple(model.backbone(torch.zeros(1, 3, 256, 128)).shape[2:]) == final_map
+    # the stride is the only change: same parameters, so the same weights load either way
+    other = build_model(load_config(None, overrides[:2] + ["model.last_stride=1"]), num_classes=0)
+    assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in other.state_dict().items()}
+
+
+def test_last_stride_is_validated():
+    assert load_config(None, []).model.last_stride is None
+    with pytest.raises(BauError, match="model.last_stride"):
+        load_config(None, ["model.last_stride=3"])
+    with pytest.raises(BauError, match="vit_b16 has no downsampling block"):
+        build_model(load_config(None, ["model.backbone=vit_b16", "model.pretrained=false",
+                                       "model.last_stride=1", "data.height=64", "data.width=32"]), num_classes=0)
+
+
 def test_resnet50_instance_norms_have_no_parameters():
     net = ResNet50IN(pretrained=False)
     for layer, channels in ((net.in1, 256), (net.in2, 512), (net.in3, 1024)):

@@ -64,7 +64,7 @@ def test_protocol_configs_carry_the_released_recipe(name, iters):
     assert cfg.train.iters_per_epoch == iters and cfg.train.epochs == 60
     assert (cfg.data.num_ids, cfg.data.num_instances, cfg.data.height, cfg.data.width) == (64, 4, 256, 128)
     assert (cfg.data.sampler, cfg.data.randaugment_ops, cfg.model.bn_views) == ("image", "released", "split")
-    assert cfg.model.backbone == "resnet50" and cfg.data.aug_prob == 0.5
+    assert cfg.model.backbone == "resnet50" and cfg.model.last_stride == 1 and cfg.data.aug_prob == 0.5
 
 
 def test_every_protocol_config_is_pinned():

@@ -77,7 +77,7 @@ with show_errors():
                         format_func=lambda j: f"rank {j + 1} · id {fs.pids[g_rows[ranking.indices[j]]]} · "
                                               f"{'same identity' if ranking.matches[j] else 'another identity'}")
     if pick is not None:
-        from analysis.gradcam import gradcam_map, load_test_image, overlay
+        from analysis.gradcam import MIN_CELLS, cam_layer, gradcam_map, load_test_image, overlay
 
         g = g_rows[ranking.indices[pick]]
         with st.spinner("Grad-CAM"), model_in_use(ckpt):
@@ -85,13 +85,17 @@ with show_errors():
             q_t, q_rgb = load_test_image(str(fs.paths[q]), cfg.data.height, cfg.data.width)
             g_t, g_rgb = load_test_image(str(fs.paths[g]), cfg.data.height, cfg.data.width)
             g_feat, q_feat = fs.features[g], fs.features[q]
+            layer = cam_layer(model, cfg.data.height, cfg.data.width)  # Figure 2's rule, the same layer
+            at = layer.module
             panels = [
                 (q_rgb, "query"),
-                (overlay(q_rgb, gradcam_map(model, q_t)), "query: own embedding"),
-                (overlay(q_rgb, gradcam_map(model, q_t, reference=g_feat)), "query → gallery"),
-                (overlay(g_rgb, gradcam_map(model, g_t, reference=q_feat)), "gallery → query"),
+                (overlay(q_rgb, gradcam_map(model, q_t, target_layer=at)), "query: own embedding"),
+                (overlay(q_rgb, gradcam_map(model, q_t, reference=g_feat, target_layer=at)), "query → gallery"),
+                (overlay(g_rgb, gradcam_map(model, g_t, reference=q_feat, target_layer=at)), "gallery → query"),
                 (g_rgb, "gallery"),
             ]
         cols = st.columns(len(panels) + 3)
         for col, (img, caption) in zip(cols, panels):
             col.image(framed(img, (255, 255, 255), SIZE, border=1), caption=caption, width="stretch")
+        st.caption(f"Computed at {layer.describe()}: the deepest layer with at least {MIN_CELLS[0]}x{MIN_CELLS[1]} "
+                   f"cells at {cfg.data.height}x{cfg.data.width}, upsampled to the image.")

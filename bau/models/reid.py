@@ -68,7 +68,7 @@ def input_memory_format(cfg: Config) -> torch.memory_format:
 def build_model(cfg: Config, num_classes: int) -> ReIDModel:
     factory = BACKBONES.get(cfg.model.backbone)
     backbone = factory(pretrained=cfg.model.pretrained, pretrained_path=cfg.model.pretrained_path,
-                       height=cfg.data.height, width=cfg.data.width)
+                       height=cfg.data.height, width=cfg.data.width, last_stride=cfg.model.last_stride)
     model = ReIDModel(backbone, num_classes, gem_p=cfg.model.gem_p)
     # channels_last (NHWC) weights: faster convolutions on CPUs and tensor cores, same results.
     return model.to(memory_format=torch.channels_last) if cfg.train.channels_last else model
