@@ -3,7 +3,8 @@
 A run folder (``bau train --out RUN``, or one grid point of ``bau sweep``) holds::
 
     config.yaml      the resolved config the run trains with
-    log.jsonl        one JSON record per logged step ({"event": "step", ...}) and evaluation ({"event": "eval", ...})
+    log.jsonl        one JSON record per logged step ({"event": "step", ...}), epoch ({"event": "epoch",
+                     "domain_share": ...}) and evaluation ({"event": "eval", ...})
     last.pt, best.pt checkpoints (``bau.checkpoint``)
     results.json     {"finished": true, "metrics": {TARGET: {METRIC: value}}, ...} once the run is complete
     sweep_run.json   (sweep runs) the sweep settings the run was trained with (``bau.sweep``)
