@@ -543,3 +543,28 @@ def test_run_seed_that_the_sweep_lacks_is_one_error_line(sweep, tmp_path, capsys
     assert figure4.main(["--sweep", sweep, "--out", str(tmp_path / "o"), "--run-seed", "9", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--run-seed 9: sweep folder" in err and "(seeds there: 1, 2)" in err
+
+
+def test_effects_verdicts_and_paired_numbers(sweep, tmp_path, capsys):
+    from analysis import effects
+    from bau.seeds import paired_difference
+
+    # the verdict of a claimed sign against an interval, by hand
+    up = paired_difference({1: 0.0, 2: 0.0, 3: 0.0}, {1: 2.0, 2: 3.0, 3: 4.0})  # +3 [+0.52, +5.48]
+    assert effects.verdict(up, +1) == "holds" and effects.verdict(up, -1) == "contradicted"
+    wide = paired_difference({1: 0.0, 2: 0.0, 3: 0.0}, {1: -5.0, 2: 1.0, 3: 7.0})
+    assert effects.verdict(wide, +1) == effects.verdict(wide, -1) == "not shown"
+    one = paired_difference({1: 0.0}, {1: 9.0})
+    assert effects.verdict(one, +1) == "not shown"  # no interval from one seed
+
+    assert effects.main(["--sweep", sweep, "--out", str(tmp_path), "--quiet"]) == 0
+    data = json.loads((tmp_path / "effects.json").read_text())
+    rows = {r["effect"]: r for r in data["effects"]}
+    bau_half = next(r for e, r in rows.items() if e.startswith("BAU beats the OOD baseline at p=0.5"))
+    assert_paired(bau_half, "difference", seed_values(sweep, "baseline", 0.5), seed_values(sweep, "bau", 0.5))
+    assert bau_half["verdict"] == effects.verdict(paired_difference(
+        dict(zip(SEEDS, seed_values(sweep, "baseline", 0.5))), dict(zip(SEEDS, seed_values(sweep, "bau", 0.5)))), +1)
+    # the ID baseline of the test sweep has one seed: no interval, so not shown
+    assert next(r for e, r in rows.items() if "in-distribution" in e)["verdict"] == "not shown"
+    assert "| effect | difference | verdict |" in (tmp_path / "effects.md").read_text()
+    assert "BAU beats the OOD baseline" in capsys.readouterr().out
