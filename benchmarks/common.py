@@ -247,17 +247,6 @@ def machine_description() -> Dict[str, Any]:
     return info
 
 
-def available_memory_mb() -> Optional[float]:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        return None
-    return None
-
-
 def describe_machine_line(info: Dict[str, Any]) -> str:
     load = info.get("load_average")
     load_text = "/".join(f"{x:.2f}" for x in load) if load else "n/a"

@@ -81,10 +81,6 @@ class ReIDDataset:
         mapping = {pid: i for i, pid in enumerate(pids)}
         return [(path, mapping[pid], cam) for path, pid, cam in items]
 
-    def check_split(self) -> None:
-        if not 0 <= self.split < self.num_splits:
-            raise BauError(f"dataset {self.name}: split {self.split} out of range; expected 0..{self.num_splits - 1}")
-
     # -- description ----------------------------------------------------------------------------
     @staticmethod
     def describe(items: List[Item]) -> Dict[str, int]:
