@@ -34,9 +34,8 @@ from tqdm import tqdm
 from bau.atomic import atomic_write_json, atomic_write_text
 from bau.checkpoint import load_checkpoint, save_checkpoint
 from bau.config import Config, apply_overrides, config_from_dict, save_config
-from bau.data.datasets import build_dataset
 from bau.data.loader import build_train_loader
-from bau.data.multisource import MultiSourceTrainSet, combine
+from bau.data.multisource import MultiSourceTrainSet, training_set
 from bau.device import resolve_device
 from bau.distributed import DistContext, barrier, broadcast_, convert_batchnorm, init_distributed, rank_device
 from bau.errors import BauError, describe_os_error
@@ -76,8 +75,8 @@ class Trainer:
     """Train one run into ``run_dir``: ``Trainer(cfg, run_dir).fit()``.
 
     The pieces are built by small overridable class methods (fast-reid's ``DefaultTrainer``
-    style), which the benchmarks reuse: ``build_data`` (sources -> one training set -> P x K
-    loader), ``build_model``, ``build_memory`` and ``build_optimizer``. The constructor takes
+    style), which the benchmarks reuse: ``build_data`` (sources -> one training set ->
+    ``build_loader``'s P x K loader), ``build_model``, ``build_memory`` and ``build_optimizer``. The constructor takes
     the run folder's lock first (one writer per folder, ``bau.run_lock``) and gives it back if
     anything fails before ``fit``; ``fit`` gives it back when it returns or raises.
     """
@@ -116,13 +115,15 @@ class Trainer:
             torch.set_num_threads(cfg.train.threads)
         seed_everything(cfg.train.seed)
 
-        self.train_set, self.loader = self.build_data(cfg, self.dist)
-        self.sampler = self.loader.sampler
+        # The start-up check runs before the loader, whose image cache decodes every training image.
+        self.train_set = training_set(cfg.data)
         if self.dist.is_main:
             n = check_run_inputs(cfg, [it[0] for it in self.train_set.train], progress=self.progress)
             self.echo(f"checked {n} images of {len(cfg.data.sources)} source and {len(cfg.data.targets)} "
                       f"target dataset(s)")
         barrier(self.dist)
+        self.loader = self.build_loader(cfg, self.train_set, self.dist)
+        self.sampler = self.loader.sampler
 
         self.model: ReIDModel = self.build_model(cfg, self.train_set.num_classes, self.device)
         self.net: torch.nn.Module = self.model  # what the training step calls (DDP-wrapped when distributed)
@@ -157,14 +158,17 @@ class Trainer:
     def build_data(cls, cfg: Config, dist: Optional[DistContext] = None
                    ) -> Tuple[MultiSourceTrainSet, torch.utils.data.DataLoader]:
         """The source datasets merged into one training set (one domain each) and its loader."""
+        train_set = training_set(cfg.data)
+        return train_set, cls.build_loader(cfg, train_set, dist)
+
+    @classmethod
+    def build_loader(cls, cfg: Config, train_set: MultiSourceTrainSet,
+                     dist: Optional[DistContext] = None) -> torch.utils.data.DataLoader:
+        """The P x K training loader of ``train_set`` (this rank's slice of every global batch)."""
         dist = dist or DistContext()
-        sources = [build_dataset(n, cfg.data.root, split=0, split_seed=cfg.data.split_seed,
-                                 num_splits=cfg.data.num_splits) for n in cfg.data.sources]
-        train_set = combine(sources, list(cfg.data.sources))
-        loader = build_train_loader(train_set.train, cfg.data, two_view=cfg.loss.two_view, seed=cfg.train.seed,
-                                    num_iters=cfg.train.iters_per_epoch, rank=dist.rank,
-                                    world_size=dist.world_size, channels_last=cfg.train.channels_last)
-        return train_set, loader
+        return build_train_loader(train_set.train, cfg.data, two_view=cfg.loss.two_view, seed=cfg.train.seed,
+                                  num_iters=cfg.train.iters_per_epoch, rank=dist.rank, world_size=dist.world_size,
+                                  channels_last=cfg.train.channels_last)
 
     @classmethod
     def build_model(cls, cfg: Config, num_classes: int, device: torch.device) -> ReIDModel:

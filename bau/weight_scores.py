@@ -196,17 +196,6 @@ def weight_scores(model: torch.nn.Module, cfg: Config, items: Sequence[tuple], b
                         view_weights=np.array(view_weights, dtype=np.float64))
 
 
-def training_items(cfg: Config, root: Optional[str] = None) -> List[tuple]:
-    """The merged training list ``(path, pid, camid, domain)`` of a run's ``data.sources``."""
-    from bau.data.datasets import build_dataset
-    from bau.data.multisource import combine
-
-    root = cfg.data.root if root is None else root
-    sources = [build_dataset(n, root, split=0, split_seed=cfg.data.split_seed, num_splits=cfg.data.num_splits)
-               for n in cfg.data.sources]
-    return combine(sources, list(cfg.data.sources)).train
-
-
 def checkpoint_weight_scores(checkpoint: str, root: Optional[str] = None, seed: int = 0,
                              device: str | torch.device = "cpu") -> WeightScores:
     """``weight_scores`` of a checkpoint on the training sampler's first batch of its own sources
@@ -214,7 +203,9 @@ def checkpoint_weight_scores(checkpoint: str, root: Optional[str] = None, seed: 
     from bau.checkpoint import load_model
 
     model, cfg = load_model(checkpoint, device)
-    items = training_items(cfg, root)
+    from bau.data.multisource import training_set
+
+    items = training_set(cfg.data, root).train
     if not items:
         raise BauError(f"checkpoint {checkpoint}: its training sources have no images under {root or cfg.data.root}")
     batch = training_batch([it[1] for it in items], cfg.data.num_ids, cfg.data.num_instances, seed)

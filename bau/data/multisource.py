@@ -9,10 +9,13 @@ domain-specific uniformity loss (paper Eq. 7-8) needs the domain of every class,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from bau.data.base import ReIDDataset
 from bau.errors import BauError
+
+if TYPE_CHECKING:
+    from bau.config import DataConfig
 
 DomainItem = Tuple[str, int, int, int]  # (image path, global pid, global camid, domain index)
 
@@ -60,3 +63,14 @@ def combine(datasets: List[ReIDDataset], names: List[str]) -> MultiSourceTrainSe
         cam_offset += len(cams)
     return MultiSourceTrainSet(train=train, class_domains=class_domains, num_classes=pid_offset,
                                num_cameras=cam_offset, domain_names=list(names))
+
+
+def training_set(data: "DataConfig", root: Optional[str] = None) -> MultiSourceTrainSet:
+    """The merged training set of a run's ``data.sources`` (under ``root``, default ``data.root``):
+    what the trainer trains on and what the weight-score gallery draws its batch from."""
+    from bau.data.datasets import build_dataset
+
+    root = data.root if root is None else root
+    sources = [build_dataset(n, root, split=0, split_seed=data.split_seed, num_splits=data.num_splits)
+               for n in data.sources]
+    return combine(sources, list(data.sources))
