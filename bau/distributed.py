@@ -12,6 +12,7 @@ statistics as well.
 """
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -95,8 +96,19 @@ def broadcast_(t: torch.Tensor, ctx: DistContext, src: int = 0) -> None:
         dist.broadcast(t, src)
 
 
-def cleanup(ctx: DistContext) -> None:
+def leave_process_group(ctx: DistContext) -> None:
+    """Leave the process group at the end of a run that finished on every rank.
+
+    The caller first drops its DDP wrapper; the garbage collection here then frees the reducer
+    and the autograd graphs that still hold the group's collectives, so that the group is torn
+    down now. Left to interpreter exit, gloo's worker threads can outlive Python and abort the
+    process (``terminate called without an active exception``, SIGABRT) after a run that
+    succeeded. Call it only after success: a rank that failed mid-collective would leave the
+    others waiting here (they time out instead).
+    """
     if ctx.enabled and dist.is_initialized():
+        gc.collect()
+        dist.barrier()
         dist.destroy_process_group()
 
 

@@ -37,7 +37,8 @@ from bau.config import Config, apply_overrides, config_from_dict, save_config
 from bau.data.loader import build_train_loader
 from bau.data.multisource import MultiSourceTrainSet, training_set
 from bau.device import resolve_device
-from bau.distributed import DistContext, barrier, broadcast_, convert_batchnorm, init_distributed, rank_device
+from bau.distributed import (DistContext, barrier, broadcast_, convert_batchnorm, init_distributed,
+                             leave_process_group, rank_device)
 from bau.errors import BauError, describe_os_error
 from bau.evaluation import METRIC_KEYS
 from bau.inference import evaluate_target, extract_features
@@ -335,9 +336,14 @@ class Trainer:
     def fit(self) -> Dict:
         """Train from ``start_epoch`` to ``train.epochs``; write ``results.json``; release the lock."""
         try:
-            return self._fit()
+            result = self._fit()
         finally:
             self.lock.release()
+        if self.dist.enabled:
+            # Every rank finished: drop the DDP wrapper, then leave the group while Python is whole.
+            self.net = self.step_fn.net = self.model
+            leave_process_group(self.dist)
+        return result
 
     def _fit(self) -> Dict:
         cfg = self.cfg

@@ -20,6 +20,7 @@ and prints one line.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -92,6 +93,9 @@ def main() -> None:
                   "step " + ", ".join(f"{t:.3f} s" for t in times))
         dist.barrier()
     finally:
+        # The DDP step and its graphs hold the group: free them before tearing it down, not at exit.
+        step = None
+        gc.collect()
         dist.destroy_process_group()
 
 

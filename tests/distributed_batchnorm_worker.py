@@ -33,7 +33,7 @@ def view_loss(out_o: torch.Tensor, out_a: torch.Tensor) -> torch.Tensor:
 def main(views: int, out: str) -> None:
     import torch.distributed as dist
 
-    from bau.distributed import DistContext, convert_batchnorm, gather_with_grad
+    from bau.distributed import DistContext, convert_batchnorm, gather_with_grad, leave_process_group
     from bau.models.batchnorm import views_per_batchnorm
 
     dist.init_process_group("gloo")
@@ -48,8 +48,8 @@ def main(views: int, out: str) -> None:
     view_loss(gather_with_grad(y[:4], ctx), gather_with_grad(y[4:], ctx)).backward()
     if rank == 0:
         torch.save({n: p.grad for n, p in model.named_parameters()}, out)
-    dist.barrier()  # no rank leaves while another still talks to it
-    dist.destroy_process_group()
+    del ddp, y  # the reducer and the graph hold the group; the trainer drops them the same way
+    leave_process_group(ctx)
 
 
 if __name__ == "__main__":
