@@ -1,14 +1,13 @@
 """Multi-GPU / multi-node training on torch.distributed (DDP), launched by ``torchrun``.
 
 BAU's terms are batch-level (k-reciprocal weights, uniformity over all pairs, nearest prototypes),
-so a per-rank loss would silently change the method. Each rank therefore gathers the features of
-the whole global batch *with gradients* (``torch.distributed.nn.functional.all_gather``) and
-computes the single-process loss of the global P x K batch. Why the gradients come out right:
-the gather's backward sums every rank's gradient (so each rank holds world_size x its share of
-dL/dtheta) and DDP averages over ranks, which leaves exactly dL/dtheta of the single process.
-BatchNorm statistics are synchronised too (``SyncBatchNorm`` on GPUs; ``CrossRankBatchNorm``
-below on CPU/gloo, where SyncBatchNorm is not available), so the forward pass sees global-batch
-statistics as well.
+so a per-rank loss would silently change the method. Each rank therefore gathers the features of the
+whole global batch *with gradients* (``gather_with_grad``) and computes the single-process loss of
+the global P x K batch. Why the gradients come out right: the gather's backward sums every rank's
+gradient (so each rank holds world_size x its share of dL/dtheta) and DDP averages over ranks, which
+leaves exactly dL/dtheta of the single process. BatchNorm statistics are synchronised too
+(``SyncBatchNorm`` on GPUs; ``CrossRankBatchNorm`` below on CPU/gloo, where SyncBatchNorm is not
+available), so the forward pass sees global-batch statistics as well.
 """
 from __future__ import annotations
 
@@ -69,13 +68,52 @@ def rank_device(device: torch.device, ctx: DistContext) -> torch.device:
     return device
 
 
+class _GatherRows(torch.autograd.Function):
+    """[b, ...] on each rank -> [world_size * b, ...] in rank order on every rank.
+
+    Backward: every rank's loss depends on every rank's rows, so the gradient of a rank's rows is
+    the sum over ranks of the gradient of its block (an all-reduce, then this rank's block).
+    """
+
+    @staticmethod
+    def forward(ctx, t: torch.Tensor) -> torch.Tensor:
+        t = t.contiguous()
+        ctx.rank, ctx.rows = dist.get_rank(), t.shape[0]
+        parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, t)
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(grad)
+        return grad[ctx.rank * ctx.rows:(ctx.rank + 1) * ctx.rows]
+
+
+class _SumOverRanks(torch.autograd.Function):
+    """The element-wise sum of ``t`` over ranks, on every rank; its backward is the same sum."""
+
+    @staticmethod
+    def forward(ctx, t: torch.Tensor) -> torch.Tensor:
+        t = t.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(t)
+        return t
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        return _SumOverRanks.apply(grad)
+
+
 def gather_with_grad(t: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     """Concatenate ``t`` [b, ...] from every rank in rank order -> [world_size * b, ...], differentiable."""
     if not ctx.enabled:
         return t
-    from torch.distributed.nn.functional import all_gather
+    return _GatherRows.apply(t)
 
-    return torch.cat(all_gather(t.contiguous()), dim=0)
+
+def sum_over_ranks(t: torch.Tensor) -> torch.Tensor:
+    """Differentiable all-reduce (sum) of ``t`` over the ranks of the default group."""
+    return _SumOverRanks.apply(t)
 
 
 def gather_no_grad(t: torch.Tensor, ctx: DistContext) -> torch.Tensor:
@@ -116,7 +154,7 @@ class CrossRankBatchNorm(nn.modules.batchnorm._BatchNorm):
     """BatchNorm whose training statistics are the global batch's, for CPU/gloo runs.
 
     Keeps BatchNorm's parameter and buffer names, so checkpoints load into a plain model. The sums
-    are all-reduced with the differentiable ``torch.distributed.nn.functional.all_reduce``.
+    are all-reduced with the differentiable ``sum_over_ranks``.
     """
 
     def _check_input_dim(self, input: torch.Tensor) -> None:
@@ -126,18 +164,16 @@ class CrossRankBatchNorm(nn.modules.batchnorm._BatchNorm):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         dims = [0] + list(range(2, x.dim()))
         c = x.shape[1]
         shape = [1, c] + [1] * (x.dim() - 2)
         count = torch.tensor([float(x.numel() // c)], device=x.device, dtype=x.dtype)
-        stats = all_reduce(torch.cat([x.sum(dims), count]))
+        stats = sum_over_ranks(torch.cat([x.sum(dims), count]))
         n = stats[-1]
         mean = stats[:c] / n
         # Two passes (mean, then squared deviations) rather than E[x^2] - E[x]^2, whose cancellation
         # would make the distributed statistics drift from the single-process ones.
-        var = all_reduce(((x - mean.view(shape)) ** 2).sum(dims)) / n  # biased, as BatchNorm normalises with
+        var = sum_over_ranks(((x - mean.view(shape)) ** 2).sum(dims)) / n  # biased, as BatchNorm normalises with
         if self.track_running_stats and self.running_mean is not None:
             with torch.no_grad():
                 self.num_batches_tracked += 1
