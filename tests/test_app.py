@@ -631,12 +631,12 @@ def test_launcher_command_and_refusals(tmp_path, monkeypatch):
 
 FAKE_SERVER = """
 import os, signal, sys, time
-open(sys.argv[1] + ".pid", "w").write(str(os.getpid()))
 def stop(signum, frame):
     open(sys.argv[1] + ".signal", "w").write(str(signum))
     sys.exit(0)
 signal.signal(signal.SIGTERM, stop)
 signal.signal(signal.SIGINT, stop)
+open(sys.argv[1] + ".pid", "w").write(str(os.getpid()))  # ready: the handlers are in place
 while True:
     time.sleep(0.05)
 """
