@@ -131,7 +131,10 @@ class Config:
     def validate(self) -> "Config":
         """Check every option's range; the first violation is one ``BauError`` naming the option."""
         d, m, lo, o, t, e = self.data, self.model, self.loss, self.optim, self.train, self.eval
-        from bau.models.backbones import BACKBONES
+        from bau.data.samplers import SAMPLERS
+        from bau.data.transforms import RANDAUGMENT_OP_SETS
+        from bau.models.backbones import BACKBONES, LAST_STRIDES
+        from bau.models.batchnorm import BN_VIEWS
 
         checks = [
             # data
@@ -144,14 +147,14 @@ class Config:
             (d.image_cache_mb >= 0, "data.image_cache_mb", "0 (off) or a memory budget in MB"),
             (d.split_seed >= 0, "data.split_seed", "a seed >= 0"),
             (d.num_splits >= 1, "data.num_splits", "at least 1 split"),
-            (d.sampler in ("identity", "image"), "data.sampler", f"'identity' or 'image', got {d.sampler!r}"),
-            (d.randaugment_ops in ("paper", "released"), "data.randaugment_ops",
+            (d.sampler in SAMPLERS, "data.sampler", f"'identity' or 'image', got {d.sampler!r}"),
+            (d.randaugment_ops in RANDAUGMENT_OP_SETS, "data.randaugment_ops",
              f"'paper' or 'released', got {d.randaugment_ops!r}"),
             # model
             (m.backbone in BACKBONES, "model.backbone", f"one of {', '.join(BACKBONES.names())}"),
             (m.gem_p >= 1.0, "model.gem_p", "a GeM power >= 1 (1 = average pooling)"),
-            (m.bn_views in ("joint", "split"), "model.bn_views", "joint or split"),
-            (m.last_stride in (None, 1, 2), "model.last_stride",
+            (m.bn_views in BN_VIEWS, "model.bn_views", "joint or split"),
+            (m.last_stride is None or m.last_stride in LAST_STRIDES, "model.last_stride",
              f"1, 2 or none (the backbone's usual), got {m.last_stride!r}"),
             # loss
             (lo.lam >= 0.0, "loss.lam", "a weight lambda >= 0"),

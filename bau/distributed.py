@@ -68,6 +68,14 @@ def rank_device(device: torch.device, ctx: DistContext) -> torch.device:
     return device
 
 
+def _all_gather_rows(t: torch.Tensor) -> torch.Tensor:
+    """[b, ...] on each rank -> [world_size * b, ...] in rank order (no gradient)."""
+    parts: List[torch.Tensor] = [torch.empty_like(t, memory_format=torch.contiguous_format)
+                                 for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, t.contiguous())
+    return torch.cat(parts, dim=0)
+
+
 class _GatherRows(torch.autograd.Function):
     """[b, ...] on each rank -> [world_size * b, ...] in rank order on every rank.
 
@@ -77,11 +85,8 @@ class _GatherRows(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, t: torch.Tensor) -> torch.Tensor:
-        t = t.contiguous()
         ctx.rank, ctx.rows = dist.get_rank(), t.shape[0]
-        parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
-        dist.all_gather(parts, t)
-        return torch.cat(parts, dim=0)
+        return _all_gather_rows(t)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
@@ -119,9 +124,7 @@ def sum_over_ranks(t: torch.Tensor) -> torch.Tensor:
 def gather_no_grad(t: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     if not ctx.enabled:
         return t
-    out: List[torch.Tensor] = [torch.empty_like(t) for _ in range(ctx.world_size)]
-    dist.all_gather(out, t.contiguous())
-    return torch.cat(out, dim=0)
+    return _all_gather_rows(t)
 
 
 def barrier(ctx: DistContext) -> None:

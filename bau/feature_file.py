@@ -171,13 +171,11 @@ def read_feature_file(path: str):
     """Feature file ``path`` as a ``bau.features.FeatureSet`` whose cache lives next to the file."""
     from bau.cache import cache_key
     from bau.checkpoint import checkpoint_identity
-    from bau.features import FeatureSet
+    from bau.features import feature_set_from_arrays
 
-    a = read_arrays(path)
+    arrays = read_arrays(path)  # first: a missing or malformed file is its own one-line error
     ident = checkpoint_identity(path)
-    return FeatureSet(key=cache_key("featurefile", ident), checkpoint=ident, features=a["features"], paths=a["paths"],
-                      pids=a["pids"], camids=a["camids"], domains=a["domains"], subsets=a["subsets"],
-                      domain_names=[str(n) for n in a["domain_names"]])
+    return feature_set_from_arrays(cache_key("featurefile", ident), ident, arrays)
 
 
 def combine_feature_sets(sets: Sequence, files: Sequence[str]):

@@ -150,7 +150,8 @@ def _key(ident: Dict[str, Any], names: Sequence[str], subset: str, root: str, sp
                      split=int(split), cap=cap, seed=int(seed) if cap else 0)
 
 
-def _feature_set(key: str, checkpoint: Dict[str, Any], a: Dict[str, np.ndarray]) -> FeatureSet:
+def feature_set_from_arrays(key: str, checkpoint: Dict[str, Any], a: Dict[str, np.ndarray]) -> FeatureSet:
+    """A ``FeatureSet`` from the arrays of a cache entry or a feature file (``_arrays``' keys)."""
     return FeatureSet(key=key, checkpoint=checkpoint, features=a["features"], paths=a["paths"].astype(str),
                       pids=a["pids"], camids=a["camids"], domains=a["domains"], subsets=a["subsets"].astype(str),
                       domain_names=[str(n) for n in a["domain_names"]])
@@ -162,7 +163,7 @@ def lookup_features(checkpoint: str, names: Sequence[str], subset: str, root: st
     ident = checkpoint_identity(checkpoint)
     key = _key(ident, names, subset, root, split, cap, seed)
     hit = DiskCache.for_checkpoint(checkpoint).load_arrays(key)
-    return None if hit is None else _feature_set(key, ident, hit)
+    return None if hit is None else feature_set_from_arrays(key, ident, hit)
 
 
 def extract_in_chunks(model: torch.nn.Module, cfg: Config, items: Sequence[tuple], progress: Progress = _no_progress,
@@ -202,11 +203,13 @@ def feature_set(checkpoint: str, names: Sequence[str], subset: str, root: str, s
             in the calling thread, which a threaded server needs (forking there can deadlock).
         progress: ``progress(fraction, text)``.
     """
-    hit = lookup_features(checkpoint, names, subset, root, split, cap, seed)
+    ident = checkpoint_identity(checkpoint)
+    key = _key(ident, names, subset, root, split, cap, seed)
+    cache = DiskCache.for_checkpoint(checkpoint)
+    hit = cache.load_arrays(key)
     if hit is not None:
         progress(1.0, "features: from the cache")
-        return hit
-    ident = checkpoint_identity(checkpoint)
+        return feature_set_from_arrays(key, ident, hit)
     model, cfg = load_model(checkpoint, device)
     if workers is not None:
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, workers=workers))
@@ -216,6 +219,5 @@ def feature_set(checkpoint: str, names: Sequence[str], subset: str, root: str, s
     progress(0.0, f"features of {len(keep)} images")
     feats = extract_in_chunks(model, cfg, [col["items"][i] for i in keep], progress)
     arrays = _arrays(col, keep, feats, names)
-    key = _key(ident, names, subset, root, split, cap, seed)
-    DiskCache.for_checkpoint(checkpoint).save_arrays(key, arrays)
-    return _feature_set(key, ident, arrays)
+    cache.save_arrays(key, arrays)
+    return feature_set_from_arrays(key, ident, arrays)

@@ -9,7 +9,7 @@ start-up, instead of an exception in a loader worker mid-epoch or at the first e
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterable, List, Sequence
+from typing import Iterable, List, Sequence, Set
 
 from tqdm import tqdm
 
@@ -21,10 +21,10 @@ from bau.errors import BauError
 _CHUNK = 256  # images per task: big enough to amortise the pool, small enough for a smooth bar
 
 
-def target_image_paths(cfg: Config, names: Sequence[str], root: str) -> List[str]:
+def target_image_paths(cfg: Config, names: Sequence[str], root: str) -> Set[str]:
     """Every query and gallery image of every split of the datasets ``names`` (built, so a wrong
     name or layout raises its one-line ``BauError`` here)."""
-    paths = set()
+    paths: Set[str] = set()
     for name in names:
         first = build_dataset(name, root, split=0, split_seed=cfg.data.split_seed, num_splits=cfg.data.num_splits)
         for i in range(first.num_splits):
@@ -34,7 +34,7 @@ def target_image_paths(cfg: Config, names: Sequence[str], root: str) -> List[str
                 raise BauError(f"target dataset {name}: split {i} has {len(ds.query)} query and {len(ds.gallery)} "
                                f"gallery images; expected both to be non-empty")
             paths.update(it[0] for it in (*ds.query, *ds.gallery))
-    return sorted(paths)
+    return paths
 
 
 def check_image_files(paths: Iterable[str], progress: bool = False, workers: int = 8,
@@ -55,6 +55,6 @@ def check_image_files(paths: Iterable[str], progress: bool = False, workers: int
 
 def check_run_inputs(cfg: Config, train_paths: Sequence[str], progress: bool = False) -> int:
     """Build the targets and check every source and target image; returns the number checked."""
-    paths = sorted(set(train_paths) | set(target_image_paths(cfg, cfg.data.targets, cfg.data.root)))
+    paths = sorted(set(train_paths) | target_image_paths(cfg, cfg.data.targets, cfg.data.root))
     check_image_files(paths, progress=progress)
     return len(paths)

@@ -241,12 +241,20 @@ def _is_run_folder(files: Sequence[str]) -> bool:
     return "config.yaml" in files and (any(m in files for m in RUN_MARKERS) or any(f.endswith(".pt") for f in files))
 
 
+def read_summary(sweep_dir: str) -> List[Dict[str, Any]]:
+    """The rows of a sweep's ``summary.json`` (for the figure scripts and the app)."""
+    path = os.path.join(sweep_dir, "summary.json")
+    if not os.path.isfile(path):
+        raise BauError(f"sweep folder {sweep_dir}: no summary.json (expected a folder made by `bau sweep`)")
+    with open(path) as f:
+        return json.load(f)["runs"]
+
+
 def _summary_labels(sweep_dir: str) -> Dict[str, Dict[str, Any]]:
     """``{run name: labels}`` of a sweep's ``summary.json`` (empty when it cannot be read)."""
     try:
-        with open(os.path.join(sweep_dir, "summary.json")) as f:
-            rows = json.load(f).get("runs", [])
-    except (OSError, ValueError, AttributeError):
+        rows = read_summary(sweep_dir)
+    except (BauError, OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
     if not isinstance(rows, list):
         return {}
@@ -278,8 +286,6 @@ def discover_runs(root: str) -> List[Run]:
 
 def sweep_runs(sweep_dir: str) -> List[Run]:
     """Every run listed in ``sweep_dir/summary.json``, in summary order, with its current status."""
-    from bau.sweep import read_summary
-
     if not os.path.isdir(sweep_dir):
         raise BauError(f"sweep folder {sweep_dir}: not found (expected the --out folder of `bau sweep`)")
     try:

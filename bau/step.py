@@ -23,6 +23,7 @@ from bau.distributed import DistContext, gather_no_grad, gather_with_grad
 from bau.errors import BauError
 from bau.memory import PrototypeMemory
 from bau.models.batchnorm import views_per_batchnorm
+from bau.models.reid import input_memory_format
 from bau.objective import BAUObjective
 
 
@@ -44,7 +45,7 @@ class TrainStep:
         self.dist = dist or DistContext()
         self.use_amp = cfg.train.amp and device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
-        self.memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+        self.memory_format = input_memory_format(cfg)
 
     def forward(self, images: torch.Tensor, views: int) -> Dict[str, torch.Tensor]:
         """Network outputs for ``images`` [views * B, ...]; BatchNorm statistics per ``model.bn_views``:
@@ -57,7 +58,7 @@ class TrainStep:
             return self.net(images)
 
     def __call__(self, batch: Dict[str, torch.Tensor]) -> Tuple[Dict[str, float], torch.Tensor]:
-        """One step on ``batch``; returns the loss values and the global batch's domain ids ``[B]``.
+        """One step on ``batch``; returns the loss values and the global batch's domain ids ``[B]`` (on CPU).
 
         Raises ``NonFiniteLoss`` before any update if a term is NaN or inf.
         """
@@ -76,6 +77,7 @@ class TrainStep:
         f_orig = terms.pop("_f_orig")
         # One device-to-host copy for every logged value (and the finiteness check) per step.
         values = dict(zip(terms, torch.stack([v.detach().float() for v in terms.values()]).tolist()))
+        dids = dids.cpu()  # the stream was just synchronised: no second wait after the update
         for name, value in values.items():
             if not math.isfinite(value):
                 raise NonFiniteLoss(name, value)

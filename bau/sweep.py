@@ -38,7 +38,6 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -49,7 +48,7 @@ import yaml
 from bau.atomic import atomic_write_json, atomic_write_text
 from bau.config import Config, load_config, load_yaml
 from bau.errors import BauError, one_line
-from bau.runs import Run, run_status
+from bau.runs import Run, read_summary, run_status
 
 SWEEP_RUN_FILE = "sweep_run.json"
 # Options that change where or how fast a run computes, not what it learns: not compared.
@@ -323,10 +322,3 @@ def run_sweep(path: str, out: str, extra_overrides: Optional[List[str]] = None, 
     return write_summary(out, sweep)
 
 
-def read_summary(sweep_dir: str) -> List[Dict[str, Any]]:
-    """The rows of a sweep's ``summary.json`` (for the figure scripts and the app)."""
-    path = os.path.join(sweep_dir, "summary.json")
-    if not os.path.isfile(path):
-        raise BauError(f"sweep folder {sweep_dir}: no summary.json (expected a folder made by `bau sweep`)")
-    with open(path) as f:
-        return json.load(f)["runs"]

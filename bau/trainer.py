@@ -313,7 +313,7 @@ class Trainer:
         it = 0
         for it, batch in enumerate(bar, 1):
             values, dids = self.train_step(batch, epoch)
-            slots += np.bincount(dids.cpu().numpy(), minlength=len(names))[:len(names)]
+            slots += np.bincount(dids.numpy(), minlength=len(names))[:len(names)]
             for k, v in values.items():
                 sums[k] = sums.get(k, 0.0) + v
             now = time.perf_counter()
@@ -321,9 +321,9 @@ class Trainer:
                 self._log({"event": "step", "epoch": epoch, "iter": it, "step": self.step, "lr": lr,
                            "time_s": round(now - t_last, 4), **{k: round(v, 6) for k, v in values.items()}})
             t_last = now
-            share = domain_share(slots, names)
-            bar.set_postfix({**{k: f"{v:.3f}" for k, v in values.items()},
-                             **({"mix": " ".join(f"{100 * v:.0f}%" for v in share.values())} if len(names) > 1 else {})})
+            if self.progress:
+                mix = " ".join(f"{100 * v:.0f}%" for v in domain_share(slots, names).values())
+                bar.set_postfix({**{k: f"{v:.3f}" for k, v in values.items()}, **({"mix": mix} if len(names) > 1 else {})})
             if cfg.train.max_steps and self.step >= cfg.train.max_steps:
                 break
         bar.close()

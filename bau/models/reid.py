@@ -71,4 +71,4 @@ def build_model(cfg: Config, num_classes: int) -> ReIDModel:
                        height=cfg.data.height, width=cfg.data.width, last_stride=cfg.model.last_stride)
     model = ReIDModel(backbone, num_classes, gem_p=cfg.model.gem_p)
     # channels_last (NHWC) weights: faster convolutions on CPUs and tensor cores, same results.
-    return model.to(memory_format=torch.channels_last) if cfg.train.channels_last else model
+    return model.to(memory_format=input_memory_format(cfg))
