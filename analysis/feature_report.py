@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from bau.errors import BauError
+from bau.evaluation import METRIC_KEYS
 
 
 def identity_labels(pids: np.ndarray, domains: np.ndarray) -> np.ndarray:
@@ -126,7 +127,7 @@ def markdown_report(numbers: Dict[str, Any]) -> str:
                   "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for name, m in ret["per_domain"].items():
             lines.append(f"| {name} | {m['num_query']} | {m['num_gallery']} | " +
-                         " | ".join(f"{100 * m[k]:.1f}" for k in ("mAP", "rank1", "rank5", "rank10", "mINP")) + " |")
+                         " | ".join(f"{100 * m[k]:.1f}" for k in METRIC_KEYS) + " |")
         lines.append("")
         lines.append("In %; a gallery image of the query's identity from the query's camera is not counted, as in "
                      "the Market-1501 protocol.")

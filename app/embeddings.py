@@ -15,17 +15,11 @@ from typing import Callable, Dict, Tuple
 import numpy as np
 
 from bau.cache import cache_key
-from bau.features import FeatureSet
-
-Progress = Callable[[float, str], None]
-
-
-def _no_progress(fraction: float, text: str) -> None:
-    pass
+from bau.features import FeatureSet, Progress, no_progress
 
 
 def cached_tsne(fs: FeatureSet, max_points: int = 1500, perplexity: float = 30.0, seed: int = 0,
-                progress: Progress = _no_progress) -> Tuple[np.ndarray, np.ndarray]:
+                progress: Progress = no_progress) -> Tuple[np.ndarray, np.ndarray]:
     """``(rows [M], embedding [M, 2])``: a seeded t-SNE of at most ``max_points`` rows of ``fs``."""
     from analysis.embedding import sample_rows, tsne
 

@@ -19,6 +19,7 @@ import os
 from typing import List, Optional, Sequence
 
 from bau.errors import BauError
+from bau.runs import visible_walk
 
 # Set by ``bau.app_launcher`` / the tests when ``--runs`` cannot be passed on the command line.
 RUNS_ENV = "BAU_APP_RUNS"
@@ -94,13 +95,11 @@ def resolve_inside(root: str, path: str, what: str = "path") -> str:
 def feature_files(root: str) -> List[str]:
     """Every ``.npz`` under the runs folder ``root``, as paths relative to it, sorted.
 
-    Like ``bau.runs.discover_runs``: folders starting with a dot (``.bau_cache``) and symlinked
-    folders are not visited. A listed file is still opened through ``resolve_inside`` (it may be a
-    symlink leading out).
+    The folders visited are ``bau.runs.discover_runs``' (``visible_walk``). A listed file is still
+    opened through ``resolve_inside`` (it may be a symlink leading out).
     """
     found = []
-    for folder, dirs, files in os.walk(root, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(folder, d)))
+    for folder, files in visible_walk(root):
         found += [os.path.relpath(os.path.join(folder, f), root).replace(os.sep, "/")
                   for f in files if f.endswith(".npz") and not f.startswith(".")]
     return sorted(found)

@@ -25,7 +25,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from bau.atomic import atomic_path, atomic_write_json
+from bau.atomic import atomic_savez, atomic_write_json
 
 CACHE_DIR = ".bau_cache"
 
@@ -81,9 +81,7 @@ class DiskCache:
 
     def save_arrays(self, key: str, arrays: Dict[str, np.ndarray]) -> None:
         def write(path: str) -> None:
-            with atomic_path(path) as tmp:
-                with open(tmp, "wb") as f:
-                    np.savez(f, **arrays)
+            atomic_savez(path, **arrays)
 
         self._save(key, "npz", write)
 

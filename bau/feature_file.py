@@ -30,7 +30,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from bau.atomic import atomic_path
+from bau.atomic import atomic_savez
 from bau.errors import BauError
 
 FORMAT_VERSION = 1
@@ -42,9 +42,7 @@ DOC = "docs/feature_files.md"
 
 def write_feature_file(path: str, arrays: Dict[str, np.ndarray]) -> None:
     """Write ``arrays`` (the fields above) to ``path`` atomically, with the format version."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays, **{VERSION_KEY: np.int64(FORMAT_VERSION)})
+    atomic_savez(path, **arrays, **{VERSION_KEY: np.int64(FORMAT_VERSION)})
 
 
 def _labels(data: Dict[str, np.ndarray], key: str, n: int, where: str) -> np.ndarray:

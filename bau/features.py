@@ -89,7 +89,7 @@ def _arrays(col: Dict[str, List], keep: np.ndarray, feats: np.ndarray, names: Se
 Progress = Callable[[float, str], None]
 
 
-def _no_progress(fraction: float, text: str) -> None:
+def no_progress(fraction: float, text: str) -> None:
     pass
 
 
@@ -166,7 +166,7 @@ def lookup_features(checkpoint: str, names: Sequence[str], subset: str, root: st
     return None if hit is None else feature_set_from_arrays(key, ident, hit)
 
 
-def extract_in_chunks(model: torch.nn.Module, cfg: Config, items: Sequence[tuple], progress: Progress = _no_progress,
+def extract_in_chunks(model: torch.nn.Module, cfg: Config, items: Sequence[tuple], progress: Progress = no_progress,
                       chunk_batches: int = 4) -> np.ndarray:
     """``[N, C]`` features of ``items``, reporting ``progress`` after every ``chunk_batches`` batches.
 
@@ -186,7 +186,7 @@ def extract_in_chunks(model: torch.nn.Module, cfg: Config, items: Sequence[tuple
 
 def feature_set(checkpoint: str, names: Sequence[str], subset: str, root: str, split: int = 0,
                 cap: Optional[int] = None, seed: int = 0, device: str | torch.device = "cpu",
-                workers: Optional[int] = None, progress: Progress = _no_progress) -> FeatureSet:
+                workers: Optional[int] = None, progress: Progress = no_progress) -> FeatureSet:
     """Features of ``subset`` of datasets ``names`` under ``root`` for ``checkpoint``, from the cache if there.
 
     Args:

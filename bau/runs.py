@@ -31,7 +31,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
 from bau.errors import BauError
 from bau.evaluation import METRIC_KEYS
@@ -261,6 +261,17 @@ def _summary_labels(sweep_dir: str) -> Dict[str, Dict[str, Any]]:
     return {str(r.get("run")): label_columns(r) for r in rows if isinstance(r, dict)}
 
 
+def visible_walk(root: str) -> Iterator[Tuple[str, List[str]]]:
+    """``(folder, file names)`` of ``root`` and every folder below it, in sorted order.
+
+    Folders whose name starts with a dot (``.bau_cache``) are never visited, and symlinked folders
+    are not followed (a symlink could lead anywhere).
+    """
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(folder, d)))
+        yield folder, files
+
+
 def discover_runs(root: str) -> List[Run]:
     """Every run folder under ``root`` (recursively), sorted by name (its path relative to ``root``).
 
@@ -270,8 +281,7 @@ def discover_runs(root: str) -> List[Run]:
     """
     runs: List[Run] = []
     sweeps: Dict[str, Dict[str, Dict[str, Any]]] = {}
-    for folder, dirs, files in os.walk(root, followlinks=False):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not os.path.islink(os.path.join(folder, d)))
+    for folder, files in visible_walk(root):
         if "summary.json" in files:
             sweeps[folder] = _summary_labels(folder)
         if not _is_run_folder(files):

@@ -74,6 +74,7 @@ from benchmarks.common import (Report, current_rss_mb, describe_machine_line, pe
 from bau.config import Config, load_config  # noqa: E402
 from bau.data.multisource import MultiSourceTrainSet  # noqa: E402
 from bau.errors import BauError  # noqa: E402
+from bau.models.reid import input_memory_format  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAPER_CONFIG = os.path.join(REPO, "experiments", "protocol2", "ms_cs_c3-m.yaml")
@@ -146,7 +147,7 @@ def random_batch(cfg: Config, layout: MultiSourceTrainSet, seed: int, num_ids: O
     p, k = num_ids or cfg.data.num_ids, cfg.data.num_instances
     pids = torch.randperm(layout.num_classes, generator=g)[:p].repeat_interleave(k)
     views = 2 if cfg.loss.two_view else 1
-    fmt = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    fmt = input_memory_format(cfg)
     images = torch.randn(views * len(pids), 3, cfg.data.height, cfg.data.width, generator=g)
     images = images.contiguous(memory_format=fmt)
     return {"images": images.pin_memory() if pin else images, "pid": pids,
@@ -451,7 +452,7 @@ def section_gradcam(ctx: Context) -> Outcome:
     torch.manual_seed(ctx.seed)
     model = Trainer.build_model(cfg, ctx.layout.num_classes, ctx.device)
     g = torch.Generator().manual_seed(ctx.seed)
-    fmt = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    fmt = input_memory_format(cfg)
     calibrate_batchnorm(model, torch.randn(16, 3, h, w, generator=g).to(ctx.device, memory_format=fmt))
     images = [torch.randn(3, h, w, generator=g) for _ in range(ctx.sizes.gradcam_maps)]
     start = time.perf_counter()

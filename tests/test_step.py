@@ -3,25 +3,18 @@ import pytest
 import torch
 
 from bau.config import load_config
-from bau.memory import PrototypeMemory
 from bau.objective import BAUObjective
-from bau.step import NonFiniteLoss, TrainStep
+from bau.step import NonFiniteLoss
 from bau.trainer import Trainer
+from benchmarks.train_step import build_step
 from tests.conftest import tiny_overrides
 
 
 def _step(root, **extra):
     cfg = load_config(None, tiny_overrides(root, **extra))
     train_set, loader = Trainer.build_data(cfg)
-    torch.manual_seed(0)
-    model = Trainer.build_model(cfg, train_set.num_classes, torch.device("cpu")).train()
-    memory = Trainer.build_memory(cfg, train_set, model.feat_dim, torch.device("cpu"))
-    memory.initialise(torch.nn.functional.normalize(torch.randn(train_set.num_classes, model.feat_dim), dim=1),
-                      torch.arange(train_set.num_classes))
-    optimizer, _ = Trainer.build_optimizer(cfg, model)
     loader.sampler.set_epoch(1)
-    batch = next(iter(loader))
-    return TrainStep(cfg, model, BAUObjective(cfg.loss, memory), optimizer, memory, torch.device("cpu")), batch
+    return build_step(cfg, train_set, torch.device("cpu"), seed=0), next(iter(loader))
 
 
 def test_channels_last_gives_the_same_step(tiny_synth):

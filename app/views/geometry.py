@@ -17,6 +17,7 @@ from app.images import thumbnail_data_url
 from app.paths import feature_files, resolve_inside
 from app.session import ProgressBar, context, model_in_use, show_errors
 from bau.checkpoint import checkpoint_identity
+from bau.evaluation import METRIC_KEYS
 from bau.feature_file import read_feature_file
 from bau.features import FeatureSet, feature_set
 
@@ -105,7 +106,7 @@ with show_errors():
         st.subheader("Retrieval")
         ret = cached_retrieval(fs)
         if ret["per_domain"]:
-            table = pd.DataFrame([{"domain": name, **{k: 100 * m[k] for k in ("mAP", "rank1", "rank5", "rank10", "mINP")},
+            table = pd.DataFrame([{"domain": name, **{k: 100 * m[k] for k in METRIC_KEYS},
                                    "queries": m["num_query"], "gallery": m["num_gallery"]}
                                   for name, m in ret["per_domain"].items()])
             st.dataframe(table, hide_index=True, key="geo_retrieval")
