@@ -57,11 +57,9 @@ class TrainStep:
                 torch.autocast(device_type=self.device.type, enabled=self.use_amp):
             return self.net(images)
 
-    def __call__(self, batch: Dict[str, torch.Tensor]) -> Tuple[Dict[str, float], torch.Tensor]:
-        """One step on ``batch``; returns the loss values and the global batch's domain ids ``[B]`` (on CPU).
-
-        Raises ``NonFiniteLoss`` before any update if a term is NaN or inf.
-        """
+    def losses(self, batch: Dict[str, torch.Tensor]) -> Tuple[Dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """Eq. 9's terms for ``batch`` (plus ``_f_orig``, the original views' features that Eq. 7
+        stores), and the global batch's identity and domain ids ``[B]``; no backward, no update."""
         dev = self.device
         pids = batch["pid"].to(dev, non_blocking=True)
         dids = batch["domain"].to(dev, non_blocking=True)
@@ -73,7 +71,14 @@ class TrainStep:
         out_o = {k: gather_with_grad(v[:b], self.dist) for k, v in out.items()}
         out_a = {k: gather_with_grad(v[b:], self.dist) for k, v in out.items()} if views == 2 else None
         pids, dids = gather_no_grad(pids, self.dist), gather_no_grad(dids, self.dist)
-        terms = self.objective(out_o, out_a, pids, dids)
+        return self.objective(out_o, out_a, pids, dids), pids, dids
+
+    def __call__(self, batch: Dict[str, torch.Tensor]) -> Tuple[Dict[str, float], torch.Tensor]:
+        """One step on ``batch``; returns the loss values and the global batch's domain ids ``[B]`` (on CPU).
+
+        Raises ``NonFiniteLoss`` before any update if a term is NaN or inf.
+        """
+        terms, pids, dids = self.losses(batch)
         f_orig = terms.pop("_f_orig")
         # One device-to-host copy for every logged value (and the finiteness check) per step.
         values = dict(zip(terms, torch.stack([v.detach().float() for v in terms.values()]).tolist()))

@@ -129,12 +129,7 @@ class Trainer:
         self.model: ReIDModel = self.build_model(cfg, self.train_set.num_classes, self.device)
         self.net: torch.nn.Module = self.model  # what the training step calls (DDP-wrapped when distributed)
         if self.dist.enabled:
-            self.model = convert_batchnorm(self.model, self.device)
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            # The classifier is unused when no cross-entropy term is on (e.g. an ablation).
-            unused = not (cfg.loss.ce or cfg.loss.ce_aug)
-            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids,
-                                                                 find_unused_parameters=unused)
+            self.model, self.net = self.build_net(cfg, self.model, self.device)
         self.memory: Optional[PrototypeMemory] = self.build_memory(cfg, self.train_set, self.model.feat_dim,
                                                                    self.device)
         self.objective = BAUObjective(cfg.loss, self.memory)
@@ -175,6 +170,17 @@ class Trainer:
     def build_model(cls, cfg: Config, num_classes: int, device: torch.device) -> ReIDModel:
         """The re-ID network on ``device`` (channels_last when ``train.channels_last``: ``build_model``)."""
         return build_model(cfg, num_classes).to(device)
+
+    @classmethod
+    def build_net(cls, cfg: Config, model: ReIDModel, device: torch.device
+                  ) -> Tuple[ReIDModel, torch.nn.parallel.DistributedDataParallel]:
+        """``(model, net)`` for a distributed run: BatchNorm synchronised across ranks
+        (``convert_batchnorm``), and ``net`` the model wrapped in DDP (what the step calls)."""
+        model = convert_batchnorm(model, device)
+        ids = [device.index] if device.type == "cuda" else None
+        # The classifier is unused when no cross-entropy term is on (e.g. an ablation).
+        unused = not (cfg.loss.ce or cfg.loss.ce_aug)
+        return model, torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=unused)
 
     @classmethod
     def build_memory(cls, cfg: Config, train_set: MultiSourceTrainSet, feat_dim: int,

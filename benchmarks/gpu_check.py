@@ -182,12 +182,8 @@ def full_fp32(device: torch.device) -> Iterator[None]:
 
 def loss_terms(step, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
     """The loss terms ``step`` would log for ``batch`` (its forward + Eq. 9, no backward, no update)."""
-    b = batch["pid"].shape[0]
     with torch.no_grad():
-        out = step.forward(batch["images"], batch["images"].shape[0] // b)
-        pids, dids = batch["pid"].to(step.device), batch["domain"].to(step.device)
-        out_aug = {k: v[b:] for k, v in out.items()} if out["bn"].shape[0] > b else None
-        terms = step.objective({k: v[:b] for k, v in out.items()}, out_aug, pids, dids)
+        terms, _, _ = step.losses(batch)
     terms.pop("_f_orig")
     return {k: float(v) for k, v in terms.items()}
 

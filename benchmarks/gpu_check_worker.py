@@ -8,8 +8,9 @@ init_distributed`` would skip it, so the worker joins it itself), then on one ra
 batch (``gpu_check.random_batch``):
 
 1. the plain ``TrainStep``'s loss (the single-process reference);
-2. the same seeded model with every BatchNorm converted by ``bau.distributed.convert_batchnorm``
-   (SyncBatchNorm on CUDA, CrossRankBatchNorm on the CPU) and wrapped in DDP, and one
+2. the same seeded model as the trainer wraps it (``Trainer.build_net``: every BatchNorm converted
+   by ``bau.distributed.convert_batchnorm``, SyncBatchNorm on CUDA, CrossRankBatchNorm on the CPU,
+   and DDP), and one
    ``TrainStep(net=ddp, dist=DistContext(...))`` on the same batch: its loss and time, then (not
    with ``--tiny``) a second step's time.
 
@@ -35,7 +36,8 @@ import torch.distributed as dist  # noqa: E402
 def main() -> None:
     from benchmarks.gpu_check import FULL, TINY, class_layout, paper_config, random_batch, release, synchronize
     from benchmarks.train_step import build_step
-    from bau.distributed import CrossRankBatchNorm, DistContext, convert_batchnorm
+    from bau.distributed import CrossRankBatchNorm, DistContext
+    from bau.trainer import Trainer
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cuda")
@@ -64,11 +66,8 @@ def main() -> None:
         del plain
         release(device)
 
-        def wrap(model):
-            model = convert_batchnorm(model, device)
-            return model, torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
-
-        step = build_step(cfg, layout, device, args.seed, wrap=wrap, dist=ctx)
+        step = build_step(cfg, layout, device, args.seed, wrap=lambda model: Trainer.build_net(cfg, model, device),
+                          dist=ctx)
         times, losses = [], []
         for _ in range(1 if args.tiny else 2):  # the second step's time is the warm one
             start = time.perf_counter()
