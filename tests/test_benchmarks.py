@@ -210,9 +210,9 @@ def test_reranking_main_tiny_in_fresh_processes(tmp_path, capsys):
     assert data["results"]["dense"]["memory"]["exact_rss"] in (True, False)  # measured in a fresh process
 
 
-def test_train_step_main_tiny(tmp_path, capsys):
+def test_train_step_main_tiny(tmp_path, capsys, tiny_synth):
     out = tmp_path / "train.json"
-    train_step.main(["--tiny", "--steps", "2", "--warmup", "1", "--data", str(tmp_path / "synth"),
+    train_step.main(["--tiny", "--steps", "2", "--warmup", "1", "--data", tiny_synth,
                      "--json", str(out)])
     text = capsys.readouterr().out
     for field in ("2 x 8 = 16 images per step", "plain", "fast", "bare torchvision (NCHW)", "x bare",

@@ -5,7 +5,6 @@ numpy-only snippet of docs/feature_files.md. Every number `bau analyze` reports 
 brute force from the definitions.
 """
 import json
-import math
 import os
 import re
 
@@ -16,6 +15,7 @@ from analysis.feature_report import geometry, identity_labels, retrieval
 from bau.cli import main
 from bau.errors import BauError
 from bau.feature_file import FORMAT_VERSION, VERSION_KEY, combine_feature_sets, read_arrays, read_feature_file
+from tests.brute_geometry import brute_alignment, brute_uniformity, unit
 
 DOC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "feature_files.md")
 
@@ -51,25 +51,6 @@ def write_with_snippet(path, feats, pids, camids, subsets):
     code = doc_snippet().replace('"market1501_osnet.npz"', repr(str(path)))
     paths = [f"img_{i}.jpg" for i in range(len(pids))]
     exec(code, {"features": feats, "pids": pids, "camids": camids, "subsets": subsets, "paths": paths})
-
-
-def unit(f):
-    f = np.asarray(f, dtype=np.float64)
-    return f / np.linalg.norm(f, axis=1, keepdims=True)
-
-
-def brute_alignment(f, ids):
-    """Eq. 1 over all pairs i < j with the same id >= 0."""
-    f = unit(f)
-    i, j = np.triu_indices(len(f), k=1)
-    pos = (ids[i] == ids[j]) & (ids[i] >= 0)
-    return math.log(np.mean(((f[i[pos]] - f[j[pos]]) ** 2).sum(1)))
-
-
-def brute_uniformity(f):
-    f = unit(f)
-    i, j = np.triu_indices(len(f), k=1)
-    return math.log(np.mean(np.exp(-2.0 * ((f[i] - f[j]) ** 2).sum(1))))
 
 
 def brute_retrieval(f, pids, camids, subsets):

@@ -22,6 +22,7 @@ from analysis.sweep_data import one_run
 from bau.features import lookup_features
 from bau.runs import sweep_runs
 from bau.sweep import run_sweep
+from tests.brute_geometry import brute_alignment, brute_uniformity
 from tests.conftest import tiny_overrides
 
 PS = [0.0, 0.5]
@@ -107,23 +108,6 @@ def assert_paired(row, name, reference, treatment):
     assert row[f"{name}_mean"] == pytest.approx(mean, abs=1e-9) and row[f"{name}_n"] == len(diffs)
     assert row[f"{name}_ci_low"] == pytest.approx(mean - half, abs=1e-9)
     assert row[f"{name}_ci_high"] == pytest.approx(mean + half, abs=1e-9)
-
-
-def brute_uniformity(f):
-    """Eq. 2 over all pairs i < j, straight from the definition."""
-    f = np.asarray(f, dtype=np.float64)
-    f = f / np.linalg.norm(f, axis=1, keepdims=True)
-    i, j = np.triu_indices(len(f), k=1)
-    return math.log(np.mean(np.exp(-2.0 * ((f[i] - f[j]) ** 2).sum(1))))
-
-
-def brute_alignment(f, pids):
-    """Eq. 1 over all positive pairs i < j (same pid)."""
-    f = np.asarray(f, dtype=np.float64)
-    f = f / np.linalg.norm(f, axis=1, keepdims=True)
-    i, j = np.triu_indices(len(f), k=1)
-    pos = pids[i] == pids[j]
-    return math.log(np.mean(((f[i[pos]] - f[j[pos]]) ** 2).sum(1)))
 
 
 def cached_features(sweep, method, p, names, subset, max_per_domain=None, seed=1):
