@@ -333,23 +333,30 @@ def build_table(table: Table, entries: List[Tuple[Setting, Run, Dict[str, Any]]]
 DIFFERENCE = "\u0394mAP vs baseline"
 
 
-def markdown_rows(t: TableRows) -> Tuple[List[str], List[List[str]]]:
-    """``(header, rows)`` as shown: ``31.6 ± 1.2 (n=3)`` cells, the difference as ``+2.3 [-1.5, +6.1] (n=3)``."""
+def _layout(t: TableRows, number_columns: Callable[[str], List[str]],
+            number_cells: Callable[[Optional[Spread]], List[str]], difference_columns: Callable[[str], List[str]],
+            difference_cells: Callable[[Optional[PairedDifference]], List[str]]) -> Tuple[List[str], List[List[str]]]:
+    """``(header, rows)`` of ``t``: the row labels, per setting mAP, Rank-1 (and the paired difference
+    when compared), the averages over settings, and the runs. ``number_columns(title)`` and
+    ``number_cells(spread or None)`` give a number's columns; ``difference_*`` a difference's."""
     header = list(t.labels)
     for name in t.names:
-        header += [f"{name} mAP", f"{name} Rank-1"] + ([f"{name} {DIFFERENCE} (95% CI)"] if t.compared else [])
+        header += number_columns(f"{name} mAP") + number_columns(f"{name} Rank-1")
+        if t.compared:
+            header += difference_columns(f"{name} {DIFFERENCE}")
     if len(t.settings) > 1:
-        header += ["Average mAP", "Average Rank-1"]
+        header += number_columns("Average mAP") + number_columns("Average Rank-1")
     header += ["runs"] + (["baseline runs"] if t.compared else [])
     rows = []
     for labels, cells, average in t.rows:
         out = list(labels)
         for c in cells:
-            out += ["", ""] if c is None else [c.mAP.text(), c.rank1.text()]
+            out += number_cells(None if c is None else c.mAP) + number_cells(None if c is None else c.rank1)
             if t.compared:
-                out.append("" if c is None or c.difference is None else c.difference.text())
+                out += difference_cells(None if c is None else c.difference)
         if len(t.settings) > 1:
-            out += ["", ""] if average is None else [average[0].text(), average[1].text()]
+            out += number_cells(None if average is None else average[0])
+            out += number_cells(None if average is None else average[1])
         out.append(_run_names(cells))
         if t.compared:
             out.append(_run_names(cells, reference=True))
@@ -363,10 +370,10 @@ def _run_names(cells: List[Optional[Cell]], reference: bool = False) -> str:
                     for r in ((c.reference or {}) if reference else c.runs).values())
 
 
-def _spread_csv(s: Optional[Spread]) -> List[str]:
-    if s is None:
-        return ["", "", ""]
-    return [f"{s.mean:.4f}", "" if s.std is None else f"{s.std:.4f}", str(s.n)]
+def markdown_rows(t: TableRows) -> Tuple[List[str], List[List[str]]]:
+    """``(header, rows)`` as shown: ``31.6 ± 1.2 (n=3)`` cells, the difference as ``+2.3 [-1.5, +6.1] (n=3)``."""
+    return _layout(t, lambda title: [title], lambda s: [""] if s is None else [s.text()],
+                   lambda title: [f"{title} (95% CI)"], lambda d: [""] if d is None else [d.text()])
 
 
 def _number(x: Optional[float]) -> str:
@@ -376,32 +383,14 @@ def _number(x: Optional[float]) -> str:
 def csv_rows(t: TableRows) -> Tuple[List[str], List[List[str]]]:
     """``(header, rows)`` for the CSV: ``mean``, ``std`` (empty for n = 1) and ``n`` columns per number;
     the difference as ``mean``, ``ci_low``, ``ci_high``, ``n``."""
-    header = list(t.labels)
-    for name in t.names:
-        for metric in ("mAP", "Rank-1"):
-            header += [f"{name} {metric} {k}" for k in ("mean", "std", "n")]
-        if t.compared:
-            header += [f"{name} {DIFFERENCE} {k}" for k in ("mean", "ci_low", "ci_high", "n")]
-    if len(t.settings) > 1:
-        for metric in ("mAP", "Rank-1"):
-            header += [f"Average {metric} {k}" for k in ("mean", "std", "n")]
-    header += ["runs"] + (["baseline runs"] if t.compared else [])
-    rows = []
-    for labels, cells, average in t.rows:
-        out = list(labels)
-        for c in cells:
-            out += _spread_csv(None if c is None else c.mAP) + _spread_csv(None if c is None else c.rank1)
-            if t.compared:
-                d = None if c is None else c.difference
-                out += ["", "", "", ""] if d is None else [_number(d.mean), _number(d.ci_low), _number(d.ci_high),
-                                                         str(d.n)]
-        if len(t.settings) > 1:
-            out += _spread_csv(average and average[0]) + _spread_csv(average and average[1])
-        out.append(_run_names(cells))
-        if t.compared:
-            out.append(_run_names(cells, reference=True))
-        rows.append(out)
-    return header, rows
+    def spread_cells(s: Optional[Spread]) -> List[str]:
+        return ["", "", ""] if s is None else [f"{s.mean:.4f}", "" if s.std is None else f"{s.std:.4f}", str(s.n)]
+
+    def difference_cells(d: Optional[PairedDifference]) -> List[str]:
+        return ["", "", "", ""] if d is None else [_number(d.mean), _number(d.ci_low), _number(d.ci_high), str(d.n)]
+
+    return _layout(t, lambda title: [f"{title} {k}" for k in ("mean", "std", "n")], spread_cells,
+                   lambda title: [f"{title} {k}" for k in ("mean", "ci_low", "ci_high", "n")], difference_cells)
 
 
 def markdown(title: str, header: List[str], rows: List[List[str]]) -> str:
