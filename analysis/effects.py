@@ -28,11 +28,11 @@ import os
 import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from analysis.sweep_data import (cells_by_p, choose_target, dataset_label, echo_for, run_cli, run_features,
-                                 select_runs, sweep_arguments, target_geometry)
+from analysis.sweep_data import (cell_at, cells_by_p, choose_target, dataset_label, echo_for, paired_cells, run_cli,
+                                 run_features, select_runs, sweep_arguments, target_geometry)
 from bau.atomic import atomic_write_json, atomic_write_text
-from bau.runs import Run, same_value, sweep_runs
-from bau.seeds import PairedDifference, paired_difference
+from bau.runs import Run, sweep_runs
+from bau.seeds import PairedDifference
 
 Cells = List[Tuple[float, Dict[int, Run]]]
 
@@ -50,15 +50,9 @@ def verdict(diff: PairedDifference, claimed_sign: int) -> str:
     return "not shown"
 
 
-def _cell(cells: Cells, p: float) -> Optional[Dict[int, Run]]:
-    return next((cell for q, cell in cells if same_value(q, p)), None)
-
-
 def _compare(reference: Optional[Dict[int, Run]], treatment: Optional[Dict[int, Run]],
              value: Callable[[Run], float]) -> Optional[PairedDifference]:
-    if not reference or not treatment:
-        return None
-    return paired_difference({s: value(r) for s, r in reference.items()}, {s: value(r) for s, r in treatment.items()})
+    return paired_cells(reference, treatment, value) if reference and treatment else None
 
 
 def compute(args: argparse.Namespace) -> Dict[str, Any]:
@@ -95,22 +89,22 @@ def compute(args: argparse.Namespace) -> Dict[str, Any]:
 
     base, ident = methods["baseline"], methods["baseline_id"]
     add(f"augmentation helps the in-distribution model (ID baseline mAP, p={p_high:g} - p={p_low:g})",
-        _cell(ident, p_low), _cell(ident, p_high), m_ap, +1, "mAP points")
+        cell_at(ident, p_low), cell_at(ident, p_high), m_ap, +1, "mAP points")
     add(f"augmentation hurts the out-of-distribution baseline (OOD baseline mAP, p={p_high:g} - p={p_low:g})",
-        _cell(base, p_low), _cell(base, p_high), m_ap, -1, "mAP points")
+        cell_at(base, p_low), cell_at(base, p_high), m_ap, -1, "mAP points")
     add(f"augmentation makes the OOD baseline's target features more aligned (L_align, p={p_high:g} - p={p_low:g})",
-        _cell(base, p_low), _cell(base, p_high), lambda r: geo(r)["alignment"], -1, "L_align")
+        cell_at(base, p_low), cell_at(base, p_high), lambda r: geo(r)["alignment"], -1, "L_align")
     add(f"augmentation makes the OOD baseline's target features less uniform (L_uniform, p={p_high:g} - p={p_low:g})",
-        _cell(base, p_low), _cell(base, p_high), lambda r: geo(r)["uniformity"], +1, "L_uniform")
+        cell_at(base, p_low), cell_at(base, p_high), lambda r: geo(r)["uniformity"], +1, "L_uniform")
     for p in ps:
         add(f"BAU beats the OOD baseline at p={p:g} (mAP, BAU - baseline)",
-            _cell(base, p), _cell(methods["bau"], p), m_ap, +1, "mAP points")
+            cell_at(base, p), cell_at(methods["bau"], p), m_ap, +1, "mAP points")
     for p in [q for q, _ in methods["bau_noweight"] if q >= 0.75]:
         add(f"the weighting of Eq. 5 helps at p={p:g} (mAP, BAU - BAU w/o weighting)",
-            _cell(methods["bau_noweight"], p), _cell(methods["bau"], p), m_ap, +1, "mAP points")
+            cell_at(methods["bau_noweight"], p), cell_at(methods["bau"], p), m_ap, +1, "mAP points")
     for p, cell in methods["bau_nodomain"]:
         add(f"L_domain makes the target more uniform at p={p:g} (-L_uniform on the target, BAU - BAU w/o L_domain)",
-            cell, _cell(methods["bau"], p), lambda r: -geo(r)["uniformity"], +1, "-L_uniform")
+            cell, cell_at(methods["bau"], p), lambda r: -geo(r)["uniformity"], +1, "-L_uniform")
     return {"sweep": args.sweep, "target": target, "effects": rows}
 
 

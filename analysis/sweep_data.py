@@ -40,7 +40,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from bau.errors import BauError
 from bau.features import FeatureSet, feature_set
 from bau.runs import Run, same_value, select
-from bau.seeds import SEED, Spread, paired_difference, runs_by_seed, seed_of, spread
+from bau.seeds import SEED, PairedDifference, Spread, paired_difference, runs_by_seed, seed_of, spread
 
 METHOD = "method"  # label of the method axis
 P = "aug_prob"  # label of the augmentation-probability axis (short name of data.aug_prob)
@@ -169,6 +169,17 @@ def cell_numbers(cell: Dict[int, Run], values: Dict[str, Callable[[Run], float]]
     return row
 
 
+def cell_at(cells: List[Tuple[float, Dict[int, Run]]], p: float) -> Optional[Dict[int, Run]]:
+    """The cell of ``cells_by_p`` at aug_prob ``p`` (None if there is none)."""
+    return next((cell for q, cell in cells if same_value(q, p)), None)
+
+
+def paired_cells(reference: Dict[int, Run], treatment: Dict[int, Run], value: Callable[[Run], float]
+                 ) -> PairedDifference:
+    """``value(treatment run) - value(reference run)``, paired by seed."""
+    return paired_difference({s: value(r) for s, r in reference.items()}, {s: value(r) for s, r in treatment.items()})
+
+
 def paired_by_p(reference: List[Tuple[float, Dict[int, Run]]], treatment: List[Tuple[float, Dict[int, Run]]],
                 value: Callable[[Run], float], name: str, echo: Callable[[str], None] = lambda s: None
                 ) -> List[Dict[str, Any]]:
@@ -182,10 +193,10 @@ def paired_by_p(reference: List[Tuple[float, Dict[int, Run]]], treatment: List[T
     """
     rows = []
     for p, ref in reference:
-        trt = next((cell for q, cell in treatment if same_value(q, p)), None)
+        trt = cell_at(treatment, p)
         if trt is None:
             continue
-        diff = paired_difference({s: value(r) for s, r in ref.items()}, {s: value(r) for s, r in trt.items()})
+        diff = paired_cells(ref, trt, value)
         if diff.unpaired:
             echo(f"note: p={p:g}: seeds {', '.join(map(str, diff.unpaired))} have a run of one method only; "
                  f"left out of the paired difference")
