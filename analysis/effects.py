@@ -26,15 +26,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from analysis.sweep_data import (cell_at, cells_by_p, choose_target, dataset_label, echo_for, paired_cells, run_cli,
-                                 run_features, select_runs, sweep_arguments, target_geometry)
+from analysis.sweep_data import (cell_at, cells_by_p, choose_target, dataset_label, echo_for, metric_percent,
+                                 paired_cells, run_cli, run_features, select_runs, sweep_arguments, target_geometry)
 from bau.atomic import atomic_write_json, atomic_write_text
 from bau.runs import Run, sweep_runs
 from bau.seeds import PairedDifference
-
-Cells = List[Tuple[float, Dict[int, Run]]]
 
 
 def verdict(diff: PairedDifference, claimed_sign: int) -> str:
@@ -74,8 +72,7 @@ def compute(args: argparse.Namespace) -> Dict[str, Any]:
                                                               device=args.device, echo=echo))
         return geometry[run.path]
 
-    def m_ap(run: Run) -> float:
-        return 100 * run.metric(target, "mAP")
+    m_ap = metric_percent(target, "mAP")
 
     rows: List[Dict[str, Any]] = []
 

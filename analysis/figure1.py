@@ -36,8 +36,9 @@ import argparse
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
-from analysis.sweep_data import (cell_numbers, cells_by_p, choose_target, dataset_label, echo_for, p_of, paired_by_p,
-                                 run_cli, run_features, select_runs, sweep_arguments, target_geometry)
+from analysis.sweep_data import (cell_numbers, cells_by_p, choose_target, dataset_label, echo_for, metric_percent, p_of,
+                                 paired_by_p, recorded, run_cli, run_features, select_runs, sweep_arguments,
+                                 target_geometry)
 from bau.runs import Run, sweep_runs
 from bau.seeds import seed_of
 
@@ -85,18 +86,13 @@ def compute(args: argparse.Namespace) -> Dict[str, Any]:
         echo("note: no method=baseline_id runs in the sweep; panel (a) shows the OOD baseline only")
     ood_cells = cells_by_p(ood, "figure 1: method=baseline")
 
-    def mAP(r: Run) -> float:
-        return 100 * r.metric(target, "mAP")
-
-    def rank1(r: Run) -> float:
-        return 100 * r.metric(target, "rank1")
-
+    mAP, rank1 = metric_percent(target, "mAP"), metric_percent(target, "rank1")
     performance: List[Dict[str, Any]] = []
     for setting, method, chosen in (("ID", "baseline_id", ident), ("OOD", "baseline", ood)):
         for p, cell in cells_by_p(chosen, f"figure 1: method={method}"):
             performance.append({"setting": setting, "p": p, **cell_numbers(cell, {"mAP": mAP, "rank1": rank1})})
     per_run = {r.name: _run_geometry(r, target, args, echo) for _, cell in ood_cells for r in cell.values()}
-    geometry = [{"p": p, **cell_numbers(cell, {k: (lambda r, k=k: per_run[r.name][k]) for k in GEOMETRY_KEYS})}
+    geometry = [{"p": p, **cell_numbers(cell, recorded(per_run, GEOMETRY_KEYS))}
                 for p, cell in ood_cells]
     difference = paired_by_p(ood_cells, cells_by_p(bau, "figure 1: method=bau"), mAP, "mAP_difference", echo)
     return {"sweep": args.sweep, "target": target, "sources": list(ood[0].config().data.sources),

@@ -35,8 +35,8 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from analysis.sweep_data import (METHOD_NAMES, add_run_seed_option, cell_numbers, cells_by_p, choose_target,
-                                 dataset_label, echo_for, line_style, method_of, one_run, p_of, run_cli, run_features,
-                                 runs_of_seed, select_runs, sweep_arguments, target_geometry)
+                                 dataset_label, echo_for, line_style, method_of, one_run, p_of, recorded, run_cli,
+                                 run_features, runs_of_seed, select_runs, sweep_arguments, target_geometry)
 from bau.runs import Run, sweep_runs
 from bau.seeds import seed_of
 
@@ -59,8 +59,8 @@ def compute_geometry(args: argparse.Namespace, runs: List[Run]) -> Dict[str, Any
                 per_run[r.name] = {"method": method, "p": p, "seed": seed, "run": r.name,
                                    "alignment": geo["alignment"], "uniformity": geo["uniformity"],
                                    "mAP": 100 * r.metric(target, "mAP")}
-            values = {k: (lambda r, k=k: per_run[r.name][k]) for k in ("alignment", "uniformity", "mAP")}
-            rows.append({"method": method, "p": p, **cell_numbers(cell, values)})
+            rows.append({"method": method, "p": p,
+                         **cell_numbers(cell, recorded(per_run, ("alignment", "uniformity", "mAP")))})
     return {"sweep": args.sweep, "target": target, "rows": rows, "geometry_runs": list(per_run.values())}
 
 

@@ -31,9 +31,9 @@ import sys
 from typing import Any, Dict, Optional, Sequence
 
 from analysis.sweep_data import (METHOD_NAMES, add_run_seed_option, cell_numbers, cells_by_p, choose_target,
-                                 dataset_label, echo_for, line_style, one_run, p_of, paired_by_p, run_cli, runs_of_seed,
-                                 select_runs, sweep_arguments)
-from bau.runs import Run, sweep_runs
+                                 dataset_label, echo_for, line_style, metric_percent, one_run, p_of, paired_by_p, run_cli,
+                                 runs_of_seed, select_runs, sweep_arguments)
+from bau.runs import sweep_runs
 from bau.seeds import seed_of
 
 WEIGHTING_METHODS = ("bau", "bau_noweight")
@@ -45,12 +45,7 @@ def compute_performance(args: argparse.Namespace, runs) -> Dict[str, Any]:
               for m in WEIGHTING_METHODS}
     target = choose_target(chosen["bau"] + chosen["bau_noweight"], args.target)
 
-    def mAP(r: Run) -> float:
-        return 100 * r.metric(target, "mAP")
-
-    def rank1(r: Run) -> float:
-        return 100 * r.metric(target, "rank1")
-
+    mAP, rank1 = metric_percent(target, "mAP"), metric_percent(target, "rank1")
     cells = {m: cells_by_p(chosen[m], f"figure 5a: method={m}") for m in WEIGHTING_METHODS}
     rows = [{"method": m, "p": p, **cell_numbers(cell, {"mAP": mAP, "rank1": rank1})}
             for m in WEIGHTING_METHODS for p, cell in cells[m]]

@@ -160,6 +160,16 @@ def spread_of(cell: Dict[int, Run], value: Callable[[Run], float]) -> Spread:
     return spread({s: value(r) for s, r in cell.items()})
 
 
+def metric_percent(target: str, key: str) -> Callable[[Run], float]:
+    """``run -> 100 * run.metric(target, key)``: a final metric of the run's ``results.json``, in %."""
+    return lambda run: 100 * run.metric(target, key)
+
+
+def recorded(per_run: Dict[str, Dict[str, Any]], keys: Sequence[str]) -> Dict[str, Callable[[Run], float]]:
+    """``cell_numbers`` values that read ``key`` from ``per_run[run.name]`` (numbers computed once per run)."""
+    return {k: (lambda r, k=k: per_run[r.name][k]) for k in keys}
+
+
 def cell_numbers(cell: Dict[int, Run], values: Dict[str, Callable[[Run], float]]) -> Dict[str, Any]:
     """A data-file row of one cell: its ``seeds`` and ``runs``, and for each ``name: value`` of
     ``values`` the mean, std, n and per-seed values of ``value(run)`` (``Spread.columns``)."""
