@@ -9,7 +9,7 @@ from PIL import Image
 from bau.config import DataConfig
 from bau.data.loader import (TestImageSet, TrainImageSet, build_test_loader, build_train_loader, collate_views,
                              seed_worker)
-from bau.data.randaugment import ReleasedRandAugment
+from bau.data.randaugment import RELEASED_OPS, RandAugment
 from bau.data.samplers import ImageGroupSampler, PKSampler
 from bau.data.transforms import build_test_transform, build_transforms
 from bau.errors import BauError
@@ -73,7 +73,7 @@ def test_config_selects_the_image_sampler_and_the_released_op_set(items):
     # 6 ids x 3 images, K=2: one group each, P=2 -> one pass is 3 batches
     assert len(loader) == sampler.num_batches == 3
     rand_augment = loader.dataset.transform.aug.transforms[0].transforms[0]
-    assert isinstance(rand_augment, ReleasedRandAugment)
+    assert isinstance(rand_augment, RandAugment) and rand_augment.ops == RELEASED_OPS
     batches = list(loader)
     assert len(batches) == 3
     indices = [i for b in batches for i in b["index"].tolist()]

@@ -10,7 +10,7 @@ import torch
 from PIL import Image, ImageEnhance, ImageOps
 
 from bau.data import randaugment as ra
-from bau.data.randaugment import RELEASED_OPS, ReleasedRandAugment
+from bau.data.randaugment import PAPER_OPS, RELEASED_OPS, RandAugment, released_randaugment
 from bau.errors import BauError
 
 OPS = {op.name: op for op in RELEASED_OPS}
@@ -136,7 +136,7 @@ def test_autocontrast_and_equalize():
 
 
 def test_draws_with_replacement_cover_all_ops_and_signs():
-    aug = ReleasedRandAugment()
+    aug = released_randaugment()
     assert (aug.num_ops, aug.magnitude) == (2, 10)
     torch.manual_seed(0)
     names, repeats, signs = Counter(), 0, {name: set() for name in GEOMETRIC}
@@ -158,7 +158,7 @@ def test_draws_with_replacement_cover_all_ops_and_signs():
 
 
 def test_determinism_under_torch_seed_and_independence_from_python_random():
-    aug = ReleasedRandAugment()
+    aug = released_randaugment()
     img = Image.fromarray(noise(16, 8, seed=5))
     outs = []
     for s in range(12):
@@ -174,7 +174,64 @@ def test_determinism_under_torch_seed_and_independence_from_python_random():
 
 def test_bad_settings():
     with pytest.raises(BauError, match="magnitude"):
-        ReleasedRandAugment(magnitude=31)
+        released_randaugment(magnitude=31)
     with pytest.raises(BauError, match="num_ops"):
-        ReleasedRandAugment(num_ops=-1)
+        released_randaugment(num_ops=-1)
     assert ra.MAX_MAGNITUDE == 30
+
+
+# -- appendix A's op set (data.randaugment_ops: paper) -------------------------------------------
+APPENDIX_A = ["AutoContrast", "Equalize", "Invert", "Rotate", "Posterize", "Solarize", "Color", "Contrast",
+              "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateX", "TranslateY", "Cutout", "SolarizeAdd"]
+COLOUR_DESTROYING = {"Invert", "Posterize", "Solarize", "SolarizeAdd"}
+
+
+def test_paper_op_set_is_appendix_a_minus_the_colour_destroying_ops():
+    names = [op.name for op in PAPER_OPS]
+    assert names == [n for n in APPENDIX_A if n not in COLOUR_DESTROYING]
+    assert len(names) == 12 and "Identity" not in names
+    released = {op.name: op for op in RELEASED_OPS}
+    for op in PAPER_OPS:  # the released value range wherever the released list has the op
+        if op.name in released:
+            r = released[op.name]
+            assert (op.apply, op.low, op.high, op.signed) == (r.apply, r.low, r.high, r.signed), op.name
+    cut = PAPER_OPS[-1]
+    assert (cut.name, cut.low, cut.high, cut.signed) == ("Cutout", 0, 0.2, False)  # released Cutout: [0, 0.2]
+    assert cut.value(10) == pytest.approx(0.2 / 3)
+
+
+def brute_cutout(a, side, cx, cy):
+    """Reference: the released CutoutAbs on a numpy array, centre given."""
+    h, w = a.shape[:2]
+    x0, y0 = int(max(0, cx - side / 2)), int(max(0, cy - side / 2))
+    x1, y1 = min(w, x0 + side), min(h, y0 + side)
+    out = a.copy()
+    # PIL's rectangle includes both corner pixels (coordinates truncated to ints)
+    out[y0:int(y1) + 1, x0:int(x1) + 1] = (125, 123, 114)
+    return out
+
+
+@pytest.mark.parametrize("hw", [(32, 16), (128, 64)])
+def test_cutout_is_the_released_square_scaled_with_the_image(hw):
+    h, w = hw
+    a = noise(h, w, seed=7)
+    side = PAPER_OPS[-1].value(10) * w
+    torch.manual_seed(3)
+    cx, cy = float(torch.rand(())) * w, float(torch.rand(())) * h
+    torch.manual_seed(3)
+    out = np.asarray(OPS_PAPER["Cutout"].apply(Image.fromarray(a), PAPER_OPS[-1].value(10)))
+    assert np.array_equal(out, brute_cutout(a, side, cx, cy))
+    grey = (out == (125, 123, 114)).all(-1) & ~(a == (125, 123, 114)).all(-1)
+    # a square about 1/15 of the width on a side: its area scales with the image
+    assert 0 < grey.sum() <= (int(side) + 2) ** 2
+    assert OPS_PAPER["Cutout"].apply(Image.fromarray(a), 0.0) is not None
+
+
+OPS_PAPER = {op.name: op for op in PAPER_OPS}
+
+
+def test_paper_randaugment_draws_only_its_twelve_ops():
+    aug = RandAugment(PAPER_OPS, 2, 10)
+    torch.manual_seed(0)
+    names = Counter(op.name for _ in range(1200) for op, _ in aug.draw())
+    assert set(names) == set(OPS_PAPER)

@@ -1,4 +1,14 @@
-"""RandAugment as the authors' released BAU code runs it (``data.randaugment_ops: released``).
+"""RandAugment as the authors' released BAU code runs it, and appendix A's op set.
+
+Two op lists, one sampler (``RandAugment``):
+
+- ``RELEASED_OPS`` (``data.randaugment_ops: released``): the released code's 16 ops;
+- ``PAPER_OPS`` (``data.randaugment_ops: paper``): appendix A's list (the original RandAugment
+  list, with Cutout where the released one has Identity) minus the four colour-destroying ops
+  Invert, Posterize, Solarize and SolarizeAdd: AutoContrast, Equalize, Rotate, Color, Contrast,
+  Brightness, Sharpness, ShearX, ShearY, TranslateX, TranslateY and Cutout. Each op keeps the
+  released value range; Cutout, which the released file defines but does not list, takes its
+  released range (0, 0.2) of the image width, so its square scales with the image.
 
 RandAugment (Cubuk et al., 2020) applies ``n`` operations drawn WITH replacement from a fixed list,
 each at one shared magnitude ``m`` on a 0..30 scale. The released pipeline uses ``n = 2``,
@@ -10,7 +20,9 @@ so at ``m = 10``: Rotate 10 deg, ShearX/Y 0.1, TranslateX/Y 0.15 of the image wi
 Color/Contrast/Brightness/Sharpness factor 0.7, Posterize 2 bits, Solarize threshold 85.33,
 SolarizeAdd +36.67. The geometric ops (translations, shears, rotation) turn their value negative
 with probability 1/2. Unlike the paper's appendix A set (``bau.data.transforms.ColourSafeRandAugment``),
-this list keeps Invert, Posterize, Solarize and SolarizeAdd.
+the released list keeps Invert, Posterize, Solarize and SolarizeAdd. At ``m = 10`` Cutout is a
+square of side ``0.2 / 3`` of the image width (4.3 px of a 64-px-wide image), filled with the
+released grey (125, 123, 114), centred at a uniform random point and clipped at the border.
 
 Every op works on a PIL image. Geometric ops use PIL's defaults: nearest-neighbour resampling
 and black for the uncovered area. All randomness (which ops, which signs) comes from torch's
@@ -24,7 +36,7 @@ from typing import Callable, List, Tuple
 
 import numpy as np
 import torch
-from PIL import Image, ImageEnhance, ImageOps
+from PIL import Image, ImageDraw, ImageEnhance, ImageOps
 
 from bau.errors import BauError
 
@@ -111,6 +123,29 @@ def solarize_add(img: Image.Image, value: float) -> Image.Image:
     return ImageOps.solarize(Image.fromarray(shifted), SOLARIZE_ADD_THRESHOLD)
 
 
+CUTOUT_FILL = (125, 123, 114)  # the released Cutout's fill colour
+
+
+def cutout(img: Image.Image, value: float) -> Image.Image:
+    """Grey square of side ``value`` times the image width, centred at a uniform random point.
+
+    As the released ``Cutout``/``CutoutAbs``: the top-left corner is the centre minus half the side,
+    clipped at 0, and the square is clipped at the image border. The centre is drawn from torch's
+    global generator (two uniform numbers: x, then y)."""
+    if value <= 0:
+        return img
+    side = value * img.size[0]
+    w, h = img.size
+    x0 = float(torch.rand(())) * w
+    y0 = float(torch.rand(())) * h
+    x0 = int(max(0, x0 - side / 2.0))
+    y0 = int(max(0, y0 - side / 2.0))
+    box = (x0, y0, min(w, x0 + side), min(h, y0 + side))
+    img = img.copy()
+    ImageDraw.Draw(img).rectangle(box, CUTOUT_FILL)
+    return img
+
+
 @dataclass(frozen=True)
 class RandAugmentOp:
     """One RandAugment operation: its name, the function, its value range, and whether the value
@@ -148,21 +183,32 @@ RELEASED_OPS: Tuple[RandAugmentOp, ...] = (
 )
 
 
-class ReleasedRandAugment:
-    """``num_ops`` ops drawn with replacement from ``RELEASED_OPS``, each at ``magnitude`` (of 30).
+_PAPER_OP_NAMES = ("AutoContrast", "Equalize", "Rotate", "Color", "Contrast", "Brightness", "Sharpness",
+                   "ShearX", "ShearY", "TranslateX", "TranslateY")
+# Appendix A's list minus Invert, Posterize, Solarize, SolarizeAdd, in the appendix's order; the
+# released ranges, and the released Cutout's (0, 0.2) of the width.
+PAPER_OPS: Tuple[RandAugmentOp, ...] = tuple(
+    [op for name in _PAPER_OP_NAMES for op in RELEASED_OPS if op.name == name]
+    + [RandAugmentOp("Cutout", cutout, 0, 0.2)])
+
+
+class RandAugment:
+    """``num_ops`` ops drawn with replacement from ``ops``, each at ``magnitude`` (of 30).
 
     Random draws, all from torch's global generator: the op indices (``num_ops`` at once), then
     for each op in turn one uniform number for its sign if it is a geometric op (``< 0.5``: negative).
     """
 
-    def __init__(self, num_ops: int = 2, magnitude: float = 10):
+    def __init__(self, ops: Tuple[RandAugmentOp, ...], num_ops: int = 2, magnitude: float = 10):
+        if not ops:
+            raise BauError("RandAugment ops: expected at least one operation")
         if num_ops < 0:
             raise BauError(f"RandAugment num_ops: expected 0 or more operations, got {num_ops}")
         if not 0 <= magnitude <= MAX_MAGNITUDE:
             raise BauError(f"RandAugment magnitude: expected a value in [0, {MAX_MAGNITUDE}], got {magnitude}")
         self.num_ops = num_ops
         self.magnitude = magnitude
-        self.ops = RELEASED_OPS
+        self.ops = tuple(ops)
 
     def draw(self) -> List[Tuple[RandAugmentOp, float]]:
         """The ops and signed values of one application (consumes the random numbers)."""
@@ -182,4 +228,15 @@ class ReleasedRandAugment:
         return img
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(num_ops={self.num_ops}, magnitude={self.magnitude}, ops={len(self.ops)})"
+        names = ", ".join(op.name for op in self.ops)
+        return f"{type(self).__name__}(num_ops={self.num_ops}, magnitude={self.magnitude}, ops=[{names}])"
+
+
+def released_randaugment(num_ops: int = 2, magnitude: float = 10) -> RandAugment:
+    """The released pipeline's RandAugment: ``RELEASED_OPS``, 2 ops at magnitude 10 of 30."""
+    return RandAugment(RELEASED_OPS, num_ops, magnitude)
+
+
+def paper_randaugment(num_ops: int = 2, magnitude: float = 10) -> RandAugment:
+    """Appendix A's RandAugment: ``PAPER_OPS`` (12 ops), 2 at the released magnitude 10 of 30."""
+    return RandAugment(PAPER_OPS, num_ops, magnitude)

@@ -10,10 +10,13 @@ Section 4.2 and appendix A. Every training image gives two views (Fig. 3a):
 
 RandAugment comes in two op sets (``data.randaugment_ops``):
 
-- ``paper``: appendix A's set, RandAugment without the colour-destroying ops Invert, Posterize,
-  Solarize and SolarizeAdd (``ColourSafeRandAugment``: torchvision's, 2 ops at magnitude 9 of 31);
-- ``released``: the authors' released code, all 16 ops of the original list including those four,
-  2 ops at magnitude 10 of 30 (``bau.data.randaugment.ReleasedRandAugment``).
+- ``paper``: appendix A's 12 ops, the original RandAugment list without the colour-destroying
+  Invert, Posterize, Solarize and SolarizeAdd (``bau.data.randaugment.PAPER_OPS``: AutoContrast,
+  Equalize, Rotate, Color, Contrast, Brightness, Sharpness, ShearX/Y, TranslateX/Y, Cutout);
+- ``released``: the authors' released code's 16 ops, including those four and Identity, without
+  Cutout (``bau.data.randaugment.RELEASED_OPS``).
+
+Both draw 2 ops at the released magnitude 10 of 30 with the released value ranges.
 
 The crop jitter is the released ``Pad(10)`` at 256x128, scaled with the image height
 (``pad_pixels``: 10 px at 256, 2 px at 64), so a small demo resolution is jittered by the same
@@ -33,7 +36,7 @@ numbers consumed.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Dict, List, Tuple
+from typing import TYPE_CHECKING, Callable, List, Tuple
 
 import torch
 from PIL import Image
@@ -41,7 +44,7 @@ from torch import Tensor
 from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 
-from bau.data.randaugment import ReleasedRandAugment
+from bau.data.randaugment import paper_randaugment, released_randaugment
 from bau.errors import BauError
 
 if TYPE_CHECKING:
@@ -49,11 +52,6 @@ if TYPE_CHECKING:
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-# Appendix A: ops that distort colours too much for a fine-grained task. torchvision's
-# RandAugment has Posterize and Solarize; Invert and SolarizeAdd belong to the original
-# RandAugment list and are named so that any version that adds them drops them too.
-EXCLUDED_RANDAUGMENT_OPS = frozenset({"Invert", "Posterize", "Solarize", "SolarizeAdd"})
 
 # Random Erasing's area and aspect ranges (Zhong et al.; the re-ID pipelines' 0.02-0.4 area).
 ERASE_SCALE = (0.02, 0.4)
@@ -74,21 +72,12 @@ def pad_pixels(height: int) -> int:
     return round(REFERENCE_PAD * height / REFERENCE_HEIGHT)
 
 
-class ColourSafeRandAugment(T.RandAugment):
-    """torchvision's RandAugment (``num_ops=2``, ``magnitude=9`` of 31 bins) restricted to the ops
-    that keep colours: appendix A drops Invert, Posterize, Solarize and SolarizeAdd."""
-
-    def _augmentation_space(self, num_bins: int, image_size: Tuple[int, int]) -> Dict[str, Tuple[Tensor, bool]]:
-        space = super()._augmentation_space(num_bins, image_size)
-        return {name: meta for name, meta in space.items() if name not in EXCLUDED_RANDAUGMENT_OPS}
-
-
 def build_randaugment(op_set: str) -> Callable[[Image.Image], Image.Image]:
     """RandAugment with the ``paper`` (appendix A) or ``released`` op set; see the module docstring."""
     if op_set == "paper":
-        return ColourSafeRandAugment(num_ops=2, magnitude=9)
+        return paper_randaugment(num_ops=2, magnitude=10)
     if op_set == "released":
-        return ReleasedRandAugment(num_ops=2, magnitude=10)
+        return released_randaugment(num_ops=2, magnitude=10)
     raise BauError(f"data.randaugment_ops: expected one of {', '.join(RANDAUGMENT_OP_SETS)}, got {op_set!r}")
 
 
