@@ -1,7 +1,5 @@
 """bau's analysis library: the measurements and pictures behind the paper's figures.
 
-- ``analysis.geometry``: alignment (Eq. 1) and uniformity (Eq. 2) of a feature set, exact and
-  chunked, overall and per group (domain, source vs target): Figures 1b-c, 4a, 4b legends.
 - ``analysis.embedding``: seeded t-SNE and the domain-coloured scatter of Figure 4b.
 - ``analysis.gradcam``: Grad-CAM maps of the retrieval embedding (Figure 2).
 - ``analysis.galleries``: the weight-score gallery of Figure 5b and ranked retrieval lists.
@@ -13,7 +11,9 @@
   the statistics themselves are ``bau.seeds``) and ``save_figure``, which writes PNG + PDF + the
   plotted numbers.
 
-Everything here is a function over arrays, models or checkpoints; the figure scripts that call
-them live elsewhere. Modules import their heavy dependencies (matplotlib, grad-cam) themselves, so
-``import analysis.geometry`` stays light.
+The measures themselves (alignment, Eq. 1, and uniformity, Eq. 2) are ``bau.geometry``: the
+trainer logs them at every evaluation. The figure scripts (``analysis.figure1``, ``figure2``,
+``figure4``, ``figure5``, ``tables``, ``effects``) live here too, one per figure, and only plot
+and write what the run layer (``bau.runs``, ``bau.seeds``) reads. Modules import their heavy
+dependencies (matplotlib, grad-cam) themselves.
 """

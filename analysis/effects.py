@@ -17,6 +17,11 @@ them (Sec. 3.1, 4.3, Figures 1, 4, 5):
 7. L_domain makes the target's features more uniform (Fig. 4b: -L_uniform up, BAU vs BAU w/o
    L_domain at the sweep's p of the latter).
 
+Each row also gives the smallest difference the design could detect (80 % power, 5 % level, from
+the observed spread of the paired differences: ``PairedDifference.detectable``), so *not shown*
+reads "smaller than X", and flags a comparison whose runs were still improving at the end of
+training (``analysis.sweep_data.cell_convergence``): its verdict is about unconverged models.
+
 Runs are found by the sweep labels of the figure scripts (``method``, ``aug_prob``, ``seed``); an
 effect whose runs the sweep lacks is listed as not tested. Writes ``<out>/effects.md`` and
 ``<out>/effects.json`` and prints the Markdown.
@@ -28,8 +33,9 @@ import os
 import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from analysis.sweep_data import (cell_at, cells_by_p, choose_target, dataset_label, echo_for, metric_percent,
-                                 paired_cells, run_cli, run_features, select_runs, sweep_arguments, target_geometry)
+from analysis.sweep_data import (UNCONVERGED_MARK, cell_at, cell_convergence, cells_by_p, choose_target, dataset_label,
+                                 echo_for, metric_percent, paired_cells, run_cli, run_features, select_runs,
+                                 sweep_arguments, target_geometry)
 from bau.atomic import atomic_write_json, atomic_write_text
 from bau.runs import Run, sweep_runs
 from bau.seeds import PairedDifference
@@ -79,9 +85,14 @@ def compute(args: argparse.Namespace) -> Dict[str, Any]:
     def add(effect: str, reference: Optional[Dict[int, Run]], treatment: Optional[Dict[int, Run]],
             value: Callable[[Run], float], sign: int, unit: str) -> None:
         diff = _compare(reference, treatment, value)
+        digits = 2 if unit != "mAP points" else 1
+        late = [c for c in (reference, treatment) if c and cell_convergence(c, target).still_improving]
+        detectable = None if diff is None else diff.detectable
         rows.append({"effect": effect, "unit": unit, "claimed_sign": sign,
                      "verdict": "not tested (runs missing)" if diff is None else verdict(diff, sign),
-                     "difference": None if diff is None else diff.text(2 if unit != "mAP points" else 1),
+                     "difference": None if diff is None else diff.text(digits),
+                     "detectable": None if detectable is None else f"{detectable:.{digits}f}",
+                     "still_improving": bool(late),
                      **({} if diff is None else diff.columns("difference"))})
 
     base, ident = methods["baseline"], methods["baseline_id"]
@@ -108,10 +119,15 @@ def compute(args: argparse.Namespace) -> Dict[str, Any]:
 def markdown(data: Dict[str, Any]) -> str:
     lines = [f"Effects of the paper on `{data['sweep']}` (target {dataset_label(data['target'])}): paired by "
              f"training seed, mean difference [95% t-interval] (n seeds). *holds*: the interval lies on the "
-             f"side the paper claims; *contradicted*: on the other side; *not shown*: it contains 0.", "",
-             "| effect | difference | verdict |", "| --- | --- | --- |"]
+             f"side the paper claims; *contradicted*: on the other side; *not shown*: it contains 0. "
+             f"*detectable*: the smallest true difference this design detects with 80% power at the 5% level "
+             f"(from the observed spread), so *not shown* means smaller than that. {UNCONVERGED_MARK}: a cell's "
+             f"runs were still improving at the end of training.", "",
+             "| effect | difference | detectable | verdict |", "| --- | --- | --- | --- |"]
     for row in data["effects"]:
-        lines.append(f"| {row['effect']} | {row['difference'] or '-'} | {row['verdict']} |")
+        mark = f" {UNCONVERGED_MARK}" if row.get("still_improving") else ""
+        lines.append(f"| {row['effect']}{mark} | {row['difference'] or '-'} | {row.get('detectable') or '-'} "
+                     f"| {row['verdict']} |")
     return "\n".join(lines) + "\n"
 
 

@@ -47,7 +47,7 @@ def geometry(fs) -> Dict[str, Any]:
         or None}, "num_images", "num_identities", "note"}``; alignment is None (and ``note`` says why)
         when no identity has two images; a domain with one image has no uniformity (None).
     """
-    from analysis.geometry import alignment, uniformity, uniformity_by_group
+    from bau.geometry import alignment, uniformity, uniformity_by_group
 
     ids = identity_labels(fs.pids, fs.domains)
     note = ""

@@ -13,6 +13,16 @@ Panels, all against the augmentation probability p:
 (d) when the sweep has BAU runs: the paired difference BAU - OOD baseline in target mAP per p
     (per seed, then the mean and its 95 % t-interval; ``bau.seeds.paired_difference``).
 
+A second figure, ``figure1_training``, shows the same quantities OVER TRAINING for the lowest and
+the highest p, from the evaluations every run logged (``log.jsonl``; ``eval.geometry``): (e) target
+mAP of the ID and OOD baselines (their learning curves: did they reach a plateau?), (f) L_align and
+L_uniform of the OOD baseline's target features, (g) -L_uniform of its fixed source sample and of
+the target. Each curve is the mean over seeds at each evaluated step, with a ± std band.
+
+A cell whose runs were still improving at the end (the last 20 % of training raised mAP by more
+than the seed spread: ``analysis.sweep_data.cell_convergence``) is marked in the data
+(``mAP_still_improving``) and named in the caption above the panels.
+
 Every point is the mean over the seeds of its runs (sweep label ``seed``) with ± std bars; the
 geometry of (b) and (c) is computed per run, then aggregated the same way. The line above the
 panels says over how many seeds.
@@ -36,9 +46,11 @@ import argparse
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
-from analysis.sweep_data import (cell_numbers, cells_by_p, choose_target, dataset_label, echo_for, metric_percent, p_of,
-                                 paired_by_p, recorded, run_cli, run_features, select_runs, sweep_arguments,
-                                 target_geometry)
+import numpy as np
+
+from analysis.sweep_data import (cell_numbers, cells_by_p, choose_target, convergence_columns, dataset_label, echo_for,
+                                 metric_percent, p_of, paired_by_p, recorded, run_cli, run_features, select_runs,
+                                 sweep_arguments, target_geometry, unconverged_note)
 from bau.runs import Run, sweep_runs
 from bau.seeds import seed_of
 
@@ -50,7 +62,7 @@ UNIFORM_COLOR = (0.8, 0.471, 0.737)
 
 def _run_geometry(r: Run, target: str, args: argparse.Namespace, echo) -> Dict[str, Any]:
     """Panels (b) and (c) of one run: its target geometry and source/target uniformity."""
-    from analysis.geometry import uniformity
+    from bau.geometry import uniformity
 
     tf = run_features(r, [target], "test", root=args.data_root, device=args.device, echo=echo)
     geo = target_geometry(tf)
@@ -90,14 +102,42 @@ def compute(args: argparse.Namespace) -> Dict[str, Any]:
     performance: List[Dict[str, Any]] = []
     for setting, method, chosen in (("ID", "baseline_id", ident), ("OOD", "baseline", ood)):
         for p, cell in cells_by_p(chosen, f"figure 1: method={method}"):
-            performance.append({"setting": setting, "p": p, **cell_numbers(cell, {"mAP": mAP, "rank1": rank1})})
+            performance.append({"setting": setting, "p": p, **cell_numbers(cell, {"mAP": mAP, "rank1": rank1}),
+                                **convergence_columns(cell, target)})
     per_run = {r.name: _run_geometry(r, target, args, echo) for _, cell in ood_cells for r in cell.values()}
     geometry = [{"p": p, **cell_numbers(cell, recorded(per_run, GEOMETRY_KEYS))}
                 for p, cell in ood_cells]
     difference = paired_by_p(ood_cells, cells_by_p(bau, "figure 1: method=bau"), mAP, "mAP_difference", echo)
+    training = []
+    for setting, method, chosen in (("ID", "baseline_id", ident), ("OOD", "baseline", ood)):
+        cells = cells_by_p(chosen, f"figure 1: method={method}")
+        for p, cell in [c for c in cells if c in (cells[0], cells[-1])] if cells else []:
+            training.append({"setting": setting, "p": p, "runs": [r.name for r in cell.values()],
+                             "curves": training_curves(cell, target)})
     return {"sweep": args.sweep, "target": target, "sources": list(ood[0].config().data.sources),
             "performance": performance, "geometry": geometry, "geometry_runs": list(per_run.values()),
-            "difference": difference, "difference_of": "bau - baseline (OOD), target mAP in %"}
+            "difference": difference, "difference_of": "bau - baseline (OOD), target mAP in %",
+            "training": training}
+
+
+TRAINING_KEYS = ("mAP", "L_align", "L_uniform", "L_uniform_source")
+
+
+def training_curves(cell: Dict[int, Run], target: str) -> Dict[str, List[Dict[str, Any]]]:
+    """Per logged quantity (``TRAINING_KEYS``), ``[{"step", "mean", "std", "n"}, ...]`` over the cell's
+    seeds at every step all of them evaluated (``Run.curve``)."""
+    from bau.seeds import spread
+
+    out: Dict[str, List[Dict[str, Any]]] = {}
+    for key in TRAINING_KEYS:
+        curves = {s: dict(r.curve(target, key)) for s, r in cell.items()}
+        steps = sorted(set.intersection(*(set(c) for c in curves.values()))) if curves else []
+        points = []
+        for step in steps:
+            sp = spread({s: c[step] for s, c in curves.items()})
+            points.append({"step": step, "mean": sp.mean, "std": sp.std, "n": sp.n})
+        out[key] = points
+    return out
 
 
 def plot(data: Dict[str, Any]):
@@ -147,6 +187,9 @@ def plot(data: Dict[str, Any]):
     ax_c.set_title("(c) uniformity, OOD model")
     ax_c.legend(title="higher: more uniform", title_fontsize=7, **below)
     note = seeds_note(data["performance"], "mAP")
+    late = unconverged_note(data["performance"], lambda r: f"{r['setting']} p={r['p']:g}")
+    if late:
+        note += "\n" + late
     if diffs:
         ax_d = axes[0][3]
         plot_differences(ax_d, diffs, "mAP_difference", color=method_color("BAU"),
@@ -164,6 +207,54 @@ def plot(data: Dict[str, Any]):
     return fig
 
 
+def plot_training(data: Dict[str, Any]):
+    """Panels (e) (f) (g): mAP, the OOD target geometry and source/target uniformity over training, for
+    the lowest and highest p (solid and dashed); None when no run logged its evaluations."""
+    from analysis.plotting import figure, method_color
+
+    rows = [r for r in data.get("training", []) if r["curves"].get("mAP")]
+    if not rows:
+        return None
+    fig, axes = figure(3, 1, width=7.6, aspect=1.0)
+    ax_e, ax_f, ax_g = axes[0]
+    ps = sorted({r["p"] for r in rows})
+    dash = {p: ("-" if p == ps[0] else "--") for p in ps}
+
+    def line(ax, points, scale, color, label, style):
+        if not points:
+            return
+        x = np.array([pt["step"] for pt in points], dtype=float)
+        y = scale * np.array([pt["mean"] for pt in points], dtype=float)
+        sd = np.array([np.nan if pt["std"] is None else abs(scale) * pt["std"] for pt in points], dtype=float)
+        ax.plot(x, y, linestyle=style, color=color, label=label, linewidth=1.2)
+        if np.isfinite(sd).any():
+            ax.fill_between(x, y - sd, y + sd, color=color, alpha=0.15, linewidth=0)
+
+    for r in rows:
+        c, style = r["curves"], dash[r["p"]]
+        color = method_color("in-distribution" if r["setting"] == "ID" else "out-of-distribution")
+        line(ax_e, c["mAP"], 100.0, color, f"{r['setting']} p={r['p']:g}", style)
+        if r["setting"] == "OOD":
+            line(ax_f, c.get("L_align", []), 1.0, ALIGN_COLOR, f"$\\mathcal{{L}}_{{align}}$ p={r['p']:g}", style)
+            line(ax_f, c.get("L_uniform", []), 1.0, UNIFORM_COLOR, f"$\\mathcal{{L}}_{{uniform}}$ p={r['p']:g}", style)
+            line(ax_g, c.get("L_uniform_source", []), -1.0, method_color("source"), f"source p={r['p']:g}", style)
+            line(ax_g, c.get("L_uniform", []), -1.0, method_color("target"), f"target p={r['p']:g}", style)
+    target = dataset_label(data["target"])
+    ax_e.set_title(f"(e) mAP on {target} over training")
+    ax_e.set_ylabel("mAP (%)")
+    ax_f.set_title(f"(f) OOD geometry on {target}")
+    ax_f.set_ylabel("lower: more aligned / uniform")
+    ax_g.set_title("(g) uniformity, OOD model")
+    ax_g.set_ylabel(r"$-\mathcal{L}_{\mathrm{uniform}}$")
+    for ax in axes[0]:
+        ax.set_xlabel("training step")
+        ax.legend(fontsize=6, frameon=False)
+    fig.suptitle("mean over seeds at each evaluation, \u00b1 std band; solid: lowest p, dashed: highest p",
+                 fontsize=7, y=1.0, va="bottom")
+    fig.subplots_adjust(wspace=0.45)
+    return fig
+
+
 def _body(args: argparse.Namespace) -> None:
     import os
 
@@ -172,6 +263,9 @@ def _body(args: argparse.Namespace) -> None:
     data = compute(args)
     fig = plot(data)
     written = save_figure(fig, os.path.join(args.out, args.name), data)
+    over_training = plot_training(data)
+    if over_training is not None:
+        written += save_figure(over_training, os.path.join(args.out, f"{args.name}_training"))
     echo_for(args)("wrote " + ", ".join(written))
 
 

@@ -67,7 +67,7 @@ def compute_geometry(args: argparse.Namespace, runs: List[Run]) -> Dict[str, Any
 def tsne_panel(run: Run, target: str, args: argparse.Namespace) -> Dict[str, Any]:
     """Training features of ``run``'s sources + the target's test features, their t-SNE and per-domain uniformity."""
     from analysis.embedding import tsne
-    from analysis.geometry import uniformity_by_group
+    from bau.geometry import uniformity_by_group
 
     echo = echo_for(args)
     sources = list(run.config().data.sources)

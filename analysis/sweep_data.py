@@ -40,7 +40,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from bau.errors import BauError
 from bau.features import FeatureSet, feature_set
 from bau.runs import Run, same_value, select
-from bau.seeds import SEED, PairedDifference, Spread, paired_difference, runs_by_seed, seed_of, spread
+from bau.seeds import (SEED, Convergence, PairedDifference, Spread, convergence, paired_difference, runs_by_seed,
+                       seed_of, spread)
+
+# A cell is flagged as still improving when its mean late gain in mAP exceeds the spread of its final
+# mAP over seeds; with one seed (no spread) when it exceeds half a point.
+CONVERGENCE_FLOOR = 0.005
+UNCONVERGED_MARK = "\u2020"  # the dagger tables and captions put on a cell still improving at the end
 
 METHOD = "method"  # label of the method axis
 P = "aug_prob"  # label of the augmentation-probability axis (short name of data.aug_prob)
@@ -179,6 +185,27 @@ def cell_numbers(cell: Dict[int, Run], values: Dict[str, Callable[[Run], float]]
     return row
 
 
+def cell_convergence(cell: Dict[int, Run], target: str, key: str = "mAP") -> Convergence:
+    """Whether the runs of a cell were still improving at the end: their learning curves of ``key`` on
+    ``target`` (``Run.curve``, the logged evaluations) through ``bau.seeds.convergence``."""
+    return convergence({s: r.curve(target, key) for s, r in cell.items()}, floor=CONVERGENCE_FLOOR)
+
+
+def convergence_columns(cell: Dict[int, Run], target: str) -> Dict[str, Any]:
+    """A data-file row's convergence columns: ``mAP_late_gain`` (mean over seeds, fraction),
+    ``mAP_late_threshold`` and ``mAP_still_improving`` (None: no curve long enough to judge)."""
+    return cell_convergence(cell, target).columns("mAP")
+
+
+def unconverged_note(rows: Sequence[Dict[str, Any]], describe: Callable[[Dict[str, Any]], str]) -> str:
+    """A caption sentence naming the rows whose runs were still improving (empty when none was)."""
+    late = [describe(r) for r in rows if r.get("mAP_still_improving")]
+    if not late:
+        return ""
+    return (f"{UNCONVERGED_MARK} still improving at the end (last 20% of training raised mAP by more than the "
+            f"seed spread): {', '.join(late)}")
+
+
 def cell_at(cells: List[Tuple[float, Dict[int, Run]]], p: float) -> Optional[Dict[int, Run]]:
     """The cell of ``cells_by_p`` at aug_prob ``p`` (None if there is none)."""
     return next((cell for q, cell in cells if same_value(q, p)), None)
@@ -276,7 +303,7 @@ def run_features(run: Run, names: Sequence[str], subset: str, root: Optional[str
 
 def target_geometry(features: FeatureSet) -> Dict[str, float]:
     """Alignment (Eq. 1, positives = same pid) and uniformity (Eq. 2) of L2-normalised features."""
-    from analysis.geometry import alignment_uniformity
+    from bau.geometry import alignment_uniformity
 
     return alignment_uniformity(features.features, features.pids, normalize=True)
 

@@ -42,7 +42,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from analysis.sweep_data import base_dataset, dataset_label, run_cli
+from analysis.sweep_data import UNCONVERGED_MARK, base_dataset, cell_convergence, dataset_label, run_cli
 from bau.errors import BauError
 from bau.runs import Run, same_value, sweep_runs
 from bau.seeds import SEED, PairedDifference, Spread, paired_difference, runs_by_seed, seed_of, spread
@@ -229,6 +229,8 @@ class Cell:
     rank1: Spread
     difference: Optional[PairedDifference] = None
     reference: Optional[Dict[int, Run]] = None  # the runs the difference is against
+    # the runs were still improving at the end (analysis.sweep_data.cell_convergence); None: no curve to judge
+    still_improving: Optional[bool] = None
 
 
 @dataclass
@@ -322,7 +324,8 @@ def build_table(table: Table, entries: List[Tuple[Setting, Run, Dict[str, Any]]]
                 if difference.unpaired:
                     note(f"note: {what}: seeds {', '.join(map(str, difference.unpaired))} have no run of the other "
                          f"method; left out of the paired difference")
-            cells.append(Cell(runs, mAP, rank1, difference, reference))
+            late = cell_convergence(runs, setting.target).still_improving
+            cells.append(Cell(runs, mAP, rank1, difference, reference, late))
         if all(c is None for c in cells):
             continue
         average = _average(cells, f"{table.key} row {row_name}", note) if len(settings) > 1 else None
@@ -335,13 +338,18 @@ DIFFERENCE = "\u0394mAP vs baseline"
 
 def _layout(t: TableRows, number_columns: Callable[[str], List[str]],
             number_cells: Callable[[Optional[Spread]], List[str]], difference_columns: Callable[[str], List[str]],
-            difference_cells: Callable[[Optional[PairedDifference]], List[str]]) -> Tuple[List[str], List[List[str]]]:
+            difference_cells: Callable[[Optional[PairedDifference]], List[str]],
+            late_columns: Callable[[str], List[str]] = lambda title: [],
+            late_cells: Callable[[List[str], Optional[Cell]], List[str]] = lambda cells, c: cells
+            ) -> Tuple[List[str], List[List[str]]]:
     """``(header, rows)`` of ``t``: the row labels, per setting mAP, Rank-1 (and the paired difference
     when compared), the averages over settings, and the runs. ``number_columns(title)`` and
-    ``number_cells(spread or None)`` give a number's columns; ``difference_*`` a difference's."""
+    ``number_cells(spread or None)`` give a number's columns; ``difference_*`` a difference's;
+    ``late_cells(mAP cells, cell)`` marks a cell whose runs were still improving (``late_columns``:
+    the columns it adds)."""
     header = list(t.labels)
     for name in t.names:
-        header += number_columns(f"{name} mAP") + number_columns(f"{name} Rank-1")
+        header += number_columns(f"{name} mAP") + late_columns(f"{name} mAP") + number_columns(f"{name} Rank-1")
         if t.compared:
             header += difference_columns(f"{name} {DIFFERENCE}")
     if len(t.settings) > 1:
@@ -351,7 +359,7 @@ def _layout(t: TableRows, number_columns: Callable[[str], List[str]],
     for labels, cells, average in t.rows:
         out = list(labels)
         for c in cells:
-            out += number_cells(None if c is None else c.mAP) + number_cells(None if c is None else c.rank1)
+            out += late_cells(number_cells(None if c is None else c.mAP), c) + number_cells(None if c is None else c.rank1)
             if t.compared:
                 out += difference_cells(None if c is None else c.difference)
         if len(t.settings) > 1:
@@ -371,9 +379,14 @@ def _run_names(cells: List[Optional[Cell]], reference: bool = False) -> str:
 
 
 def markdown_rows(t: TableRows) -> Tuple[List[str], List[List[str]]]:
-    """``(header, rows)`` as shown: ``31.6 ± 1.2 (n=3)`` cells, the difference as ``+2.3 [-1.5, +6.1] (n=3)``."""
+    """``(header, rows)`` as shown: ``31.6 ± 1.2 (n=3)`` cells, the difference as ``+2.3 [-1.5, +6.1] (n=3)``;
+    a cell whose runs were still improving at the end gets the dagger."""
+    def mark(cells: List[str], c: Optional[Cell]) -> List[str]:
+        return [cells[0] + f" {UNCONVERGED_MARK}"] if c is not None and c.still_improving else cells
+
     return _layout(t, lambda title: [title], lambda s: [""] if s is None else [s.text()],
-                   lambda title: [f"{title} (95% CI)"], lambda d: [""] if d is None else [d.text()])
+                   lambda title: [f"{title} (95% CI)"], lambda d: [""] if d is None else [d.text()],
+                   late_cells=mark)
 
 
 def _number(x: Optional[float]) -> str:
@@ -389,8 +402,13 @@ def csv_rows(t: TableRows) -> Tuple[List[str], List[List[str]]]:
     def difference_cells(d: Optional[PairedDifference]) -> List[str]:
         return ["", "", "", ""] if d is None else [_number(d.mean), _number(d.ci_low), _number(d.ci_high), str(d.n)]
 
+    def late(cells: List[str], c: Optional[Cell]) -> List[str]:
+        flag = "" if c is None or c.still_improving is None else str(int(c.still_improving))
+        return cells + [flag]
+
     return _layout(t, lambda title: [f"{title} {k}" for k in ("mean", "std", "n")], spread_cells,
-                   lambda title: [f"{title} {k}" for k in ("mean", "ci_low", "ci_high", "n")], difference_cells)
+                   lambda title: [f"{title} {k}" for k in ("mean", "ci_low", "ci_high", "n")], difference_cells,
+                   late_columns=lambda title: [f"{title} still_improving"], late_cells=late)
 
 
 def markdown(title: str, header: List[str], rows: List[List[str]]) -> str:
@@ -426,7 +444,9 @@ def _body(args: argparse.Namespace) -> None:
                        f"(at p = {args.p:g}; see `python -m analysis.tables --help`)")
     text = (f"Metrics in %, mAP and Rank-1 per setting (sources \u2192 target); p = {args.p:g} unless the row says. "
             f"Each cell: mean \u00b1 sample std over the seeds of its runs (n = number of seeds; n=1: one run, no "
-            f"spread). {DIFFERENCE}: BAU minus the baseline at the same p, paired by seed, mean [95% t-interval].\n\n")
+            f"spread). {DIFFERENCE}: BAU minus the baseline at the same p, paired by seed, mean [95% t-interval]. "
+            f"{UNCONVERGED_MARK}: the cell's runs were still improving at the end of training (the last 20% of "
+            f"steps raised mAP by more than the seed spread).\n\n")
     text += "\n".join(markdown(t["title"], *t["markdown"]) for t in tables)
     os.makedirs(args.out, exist_ok=True)
     for t in tables:

@@ -11,6 +11,7 @@ too (torch kernels, in blocks); on the CPU, the NumPy kernels.
 """
 from __future__ import annotations
 
+import time
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -21,17 +22,21 @@ from bau.config import Config
 from bau.data.datasets import build_dataset
 from bau.data.loader import build_test_loader
 from bau.evaluation import METRIC_KEYS, distance_matrix, evaluate_features, evaluate_ranking
+from bau.geometry import alignment, uniformity
 from bau.models.reid import input_memory_format
 
 
 @torch.no_grad()
 def extract_features(model: torch.nn.Module, items: Sequence[tuple], cfg: Config, device: torch.device,
-                     progress: bool = False, desc: str = "features") -> np.ndarray:
-    """L2-normalised retrieval features ``[N, C]`` (float32) for ``(path, pid, camid, ...)`` items, in order."""
+                     progress: bool = False, desc: str = "features", workers: Optional[int] = None) -> np.ndarray:
+    """L2-normalised retrieval features ``[N, C]`` (float32) for ``(path, pid, camid, ...)`` items, in order.
+
+    ``workers``: loader processes (default ``data.workers``; 0 for a few images, where starting a
+    process costs more than decoding them)."""
     was_training = model.training
     model.eval()
     loader = build_test_loader([tuple(it[:3]) for it in items], cfg.data.height, cfg.data.width,
-                               cfg.eval.batch_size, cfg.data.workers)
+                               cfg.eval.batch_size, cfg.data.workers if workers is None else workers)
     chunks: List[np.ndarray] = []
     use_amp = cfg.train.amp and device.type == "cuda"
     fmt = input_memory_format(cfg)
@@ -83,8 +88,12 @@ def _rows(feats: np.ndarray, index: List[int]) -> np.ndarray:
 
 def evaluate_target(model: torch.nn.Module, name: str, cfg: Config, device: torch.device,
                     root: Optional[str] = None, splits: Optional[Sequence[int]] = None,
-                    rerank: Optional[bool] = None, progress: bool = False) -> Dict:
-    """Evaluate on dataset ``name``: mean over its splits (all by default) plus each split."""
+                    rerank: Optional[bool] = None, progress: bool = False, geometry: bool = False) -> Dict:
+    """Evaluate on dataset ``name``: mean over its splits (all by default) plus each split.
+
+    ``geometry=True`` adds ``"geometry": {"L_align", "L_uniform"}``: Eq. 1 and Eq. 2 of the
+    features just extracted (every query and gallery image once; ``bau.geometry``), and
+    ``"num_images"``, how many images were extracted, and ``"geometry_s"``, the seconds it took."""
     root = root or cfg.data.root
     rerank = cfg.eval.rerank if rerank is None else rerank
     first = build_dataset(name, root, split=0, split_seed=cfg.data.split_seed, num_splits=cfg.data.num_splits)
@@ -102,4 +111,24 @@ def evaluate_target(model: torch.nn.Module, name: str, cfg: Config, device: torc
         gf = _rows(feats, [row[it[0]] for it in ds.gallery])
         res = rank_split(qf, gf, ds.query, ds.gallery, rerank=rerank, max_rank=cfg.eval.max_rank, device=device)
         per_split.append({"split": i, **res})
-    return {"dataset": name, **_summary(per_split), "rerank": bool(rerank), "splits": per_split}
+    result = {"dataset": name, **_summary(per_split), "rerank": bool(rerank), "splits": per_split}
+    if geometry:
+        start = time.perf_counter()
+        pid_of = {it[0]: it[1] for ds in sets for it in (*ds.query, *ds.gallery)}
+        result["geometry"] = target_geometry(feats, np.array([pid_of[p] for p in paths]))
+        result["geometry_s"] = time.perf_counter() - start
+        result["num_images"] = len(paths)
+    return result
+
+
+# Pairs beyond which the geometry logged during training is a seeded sample of pairs (an unbiased
+# estimate of each expectation in Eq. 1 / 2) rather than exact: MSMT17's 93k test images have 4e9 pairs.
+GEOMETRY_MAX_PAIRS = 2_000_000
+
+
+def target_geometry(feats: np.ndarray, pids: np.ndarray, max_pairs: Optional[int] = GEOMETRY_MAX_PAIRS
+                    ) -> Dict[str, float]:
+    """``{"L_align": Eq. 1 over the identities, "L_uniform": Eq. 2 over every row}`` of L2-normalised
+    features ``[N, d]`` with pids ``[N]`` (negative pids, distractors, are in L_uniform only); exact up
+    to ``max_pairs`` pairs, a seeded sample of that many pairs beyond (``bau.geometry``)."""
+    return {"L_align": alignment(feats, pids, max_pairs=max_pairs), "L_uniform": uniformity(feats, max_pairs=max_pairs)}

@@ -197,6 +197,17 @@ class Run:
                         evals.append(rec)
         return RunLog(steps, evals)
 
+    def curve(self, target: str, key: str = "mAP") -> List[Tuple[int, float]]:
+        """The learning curve ``[(step, value), ...]`` of ``key`` on ``target`` from the ``eval``
+        records of ``log.jsonl``, in step order (one point per step: the last record of a step
+        wins). ``key`` is a metric (fraction) or a geometry record (``L_align``, ``L_uniform``,
+        ``L_uniform_source``); records without a number for it are left out."""
+        points: Dict[int, float] = {}
+        for rec in self.log().evals:
+            if rec.get("target") == target and _number(rec.get(key)) and _number(rec.get("step")):
+                points[int(rec["step"])] = float(rec[key])
+        return sorted(points.items())
+
     def final_metrics(self) -> Dict[str, float]:
         """``{"TARGET/metric": value}``: from ``results.json`` when it has metrics, else the last
         evaluation of each target in ``log.jsonl`` (a run still training). Malformed results are a

@@ -10,6 +10,12 @@ every number reported for it is over the cell's seeds:
 - ``PairedDifference``: treatment minus reference per seed, for two methods at the same other
   settings, paired by seed value (seeds only one side has are left out and listed); the mean
   difference and its 95 % t-interval ``mean ± t(0.975, n - 1) * sd / sqrt(n)``.
+- ``PairedDifference.detectable``: the smallest true difference the design would detect with 80 %
+  power at the 5 % level, from the observed spread of the differences (``(t(0.975, n-1) +
+  t(0.80, n-1)) * sd / sqrt(n)``), so "not shown" reads "smaller than X", not "unknown".
+- ``late_gain`` / ``Convergence``: how much a run's learning curve still rose over its last 20 %
+  of steps, and whether a cell's runs were still improving at the end (the mean late gain exceeds
+  the spread of the final values over seeds, or a floor when there is no spread).
 - ``runs_by_seed``: the runs of one cell keyed by seed. Runs that differ in anything but the seed
   (another sweep folder, another label such as a lambda axis), or two runs of one seed, are an
   ambiguity: a one-line ``BauError`` naming both runs. Nothing is ever reduced to one seed silently.
@@ -27,6 +33,8 @@ from bau.runs import Run, same_value
 
 SEED = "seed"  # the label of the seed axis (bau.sweep)
 CONFIDENCE = 0.95  # of the paired difference's interval
+POWER = 0.80  # of the smallest detectable difference
+LATE_FRACTION = 0.2  # the last part of training whose gain says a run was still improving
 
 
 def seed_of(run: Run) -> int:
@@ -133,6 +141,18 @@ class PairedDifference:
         return None if self.half_width is None else self.mean + self.half_width
 
     @property
+    def detectable(self) -> Optional[float]:
+        """Smallest true difference detected with ``POWER`` (80 %) at the two-sided 5 % level, given
+        the observed sd of the differences: ``(t(0.975, n-1) + t(0.80, n-1)) * sd / sqrt(n)``
+        (the normal approximation with t quantiles). None with fewer than two pairs."""
+        if self.n < 2:
+            return None
+        from scipy.stats import t
+
+        q = float(t.ppf(0.5 + CONFIDENCE / 2, self.n - 1)) + float(t.ppf(POWER, self.n - 1))
+        return q * self.std / math.sqrt(self.n)
+
+    @property
     def unpaired(self) -> Tuple[int, ...]:
         return tuple(sorted(self.reference_only + self.treatment_only))
 
@@ -147,7 +167,8 @@ class PairedDifference:
     def columns(self, name: str) -> Dict[str, object]:
         """``{name_mean, name_std, name_n, name_ci_low, name_ci_high, name_seeds, name_values, name_unpaired_seeds}``."""
         return {f"{name}_mean": self.mean, f"{name}_std": self.std, f"{name}_n": self.n,
-                f"{name}_ci_low": self.ci_low, f"{name}_ci_high": self.ci_high, f"{name}_seeds": list(self.seeds),
+                f"{name}_ci_low": self.ci_low, f"{name}_ci_high": self.ci_high,
+                f"{name}_detectable": self.detectable, f"{name}_seeds": list(self.seeds),
                 f"{name}_values": list(self.differences), f"{name}_unpaired_seeds": list(self.unpaired)}
 
 
@@ -162,6 +183,58 @@ def paired_difference(reference: Mapping[int, float], treatment: Mapping[int, fl
     return PairedDifference(seeds=tuple(both), differences=tuple(float(treatment[s]) - float(reference[s]) for s in both),
                             reference_only=tuple(sorted(set(reference) - set(treatment))),
                             treatment_only=tuple(sorted(set(treatment) - set(reference))))
+
+
+def late_gain(curve: Sequence[Tuple[float, float]], fraction: float = LATE_FRACTION) -> Optional[float]:
+    """How much a learning curve rose over the last ``fraction`` of training.
+
+    ``curve``: ``[(step, value), ...]`` in step order (``bau.runs.Run.curve``). The gain is the last
+    value minus the value at the last evaluation at or before step ``(1 - fraction) * last step``.
+    None when no evaluation lies that early (a single evaluation says nothing about a trend)."""
+    if not curve:
+        return None
+    last_step, last_value = curve[-1]
+    cut = (1.0 - fraction) * last_step
+    earlier = [v for s, v in curve if s <= cut]
+    return None if not earlier else float(last_value) - float(earlier[-1])
+
+
+@dataclass(frozen=True)
+class Convergence:
+    """Whether one cell's runs had reached their plateau: per seed the late gain (``late_gain``)
+    and the final value. ``still_improving``: the mean late gain exceeds the spread (sd) of the
+    final values over seeds, or ``floor`` when there is no spread (one seed)."""
+
+    gains: Tuple[Optional[float], ...]
+    finals: Tuple[float, ...]
+    floor: float = 0.0
+
+    @property
+    def mean_gain(self) -> Optional[float]:
+        known = [g for g in self.gains if g is not None]
+        return math.fsum(known) / len(known) if known else None
+
+    @property
+    def threshold(self) -> float:
+        sd = Spread(self.finals).std if self.finals else None
+        return max(self.floor, sd or 0.0)
+
+    @property
+    def still_improving(self) -> Optional[bool]:
+        """True / False, or None when no run has a curve long enough to judge."""
+        return None if self.mean_gain is None else self.mean_gain > self.threshold
+
+    def columns(self, name: str) -> Dict[str, object]:
+        return {f"{name}_late_gain": self.mean_gain, f"{name}_late_threshold": self.threshold,
+                f"{name}_still_improving": self.still_improving}
+
+
+def convergence(curves: Mapping[int, Sequence[Tuple[float, float]]], fraction: float = LATE_FRACTION,
+                floor: float = 0.0) -> Convergence:
+    """``Convergence`` of ``{seed: curve}`` (each ``[(step, value), ...]``), in seed order."""
+    seeds = sorted(curves)
+    return Convergence(gains=tuple(late_gain(curves[s], fraction) for s in seeds),
+                       finals=tuple(float(curves[s][-1][1]) for s in seeds if curves[s]), floor=floor)
 
 
 def _other_labels(run: Run) -> Dict[str, object]:

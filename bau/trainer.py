@@ -41,6 +41,7 @@ from bau.distributed import (DistContext, barrier, broadcast_, convert_batchnorm
                              leave_process_group, rank_device)
 from bau.errors import BauError, describe_os_error
 from bau.evaluation import METRIC_KEYS
+from bau.geometry import uniformity
 from bau.inference import evaluate_target, extract_features
 from bau.memory import PrototypeMemory
 from bau.models.reid import ReIDModel, build_model
@@ -288,21 +289,49 @@ class Trainer:
         return values, dids
 
     def evaluate(self, epoch: int) -> Dict:
-        """Rank 0 evaluates every target, logs it and keeps ``best.pt``; the other ranks wait."""
-        results = {}
-        for name in self.cfg.data.targets:
-            r = evaluate_target(self.model, name, self.cfg, self.device, progress=self.progress)
+        """Rank 0 evaluates every target, logs it and keeps ``best.pt``; the other ranks wait.
+
+        With ``eval.geometry`` each ``eval`` record also holds the geometry of that moment
+        (``L_align`` and ``L_uniform`` of the target's features, ``L_uniform_source`` of a fixed
+        sample of the source images: ``source_geometry_sample``), ``eval_s`` (the whole evaluation)
+        and ``geometry_s`` (the part the geometry took)."""
+        cfg = self.cfg
+        results, records = {}, []
+        for name in cfg.data.targets:
+            start = time.perf_counter()
+            r = evaluate_target(self.model, name, cfg, self.device, progress=self.progress,
+                                geometry=cfg.eval.geometry)
             results[name] = r
-            self._log({"event": "eval", "epoch": epoch, "step": self.step, "target": name,
-                       **{k: r[k] for k in METRIC_KEYS}})
+            rec = {"event": "eval", "epoch": epoch, "step": self.step, "target": name,
+                   **{k: r[k] for k in METRIC_KEYS}}
+            if cfg.eval.geometry:
+                rec.update({k: round(float(v), 6) for k, v in r["geometry"].items()})
+                rec["geometry_s"] = r["geometry_s"]
+            rec["eval_s"] = time.perf_counter() - start
+            records.append(rec)
             self.echo(f"epoch {epoch} | {name}: mAP {100 * r['mAP']:.1f}  rank-1 {100 * r['rank1']:.1f}  "
                       f"rank-5 {100 * r['rank5']:.1f}  mINP {100 * r['mINP']:.1f}")
+        if cfg.eval.geometry and records:
+            start = time.perf_counter()
+            source = round(self._source_uniformity(results[cfg.data.targets[0]]["num_images"]), 6)
+            took = time.perf_counter() - start
+            for rec in records:
+                rec.update(L_uniform_source=source, geometry_s=rec["geometry_s"] + took, eval_s=rec["eval_s"] + took)
+        for rec in records:
+            rec["eval_s"], rec["geometry_s"] = round(rec["eval_s"], 4), round(rec.get("geometry_s", 0.0), 4)
+            self._log(rec)
         self.last_metrics = {n: {k: r[k] for k in METRIC_KEYS} for n, r in results.items()}
         mean_map = float(np.mean([r["mAP"] for r in results.values()]))
         if mean_map > self.best_map:
             self.best_map = mean_map
             save_checkpoint(self.best_path, self._checkpoint_payload(epoch, evaluated=True))
         return results
+
+    def _source_uniformity(self, num_target_images: int) -> float:
+        """Eq. 2 of the features of ``source_geometry_sample``'s fixed source images (test transform)."""
+        items = source_geometry_sample(self.train_set.train, self.cfg.eval.geometry_source_images, num_target_images)
+        feats = extract_features(self.model, items, self.cfg, self.device, desc="source sample", workers=0)
+        return uniformity(feats)
 
     def _train_epoch(self, epoch: int) -> bool:
         """One epoch of steps; logs its ``epoch`` record. Returns True when ``max_steps`` is reached."""
@@ -382,6 +411,18 @@ class Trainer:
         if self.dist.is_main:
             atomic_write_json(os.path.join(self.run_dir, "results.json"), final)
         return final
+
+
+def source_geometry_sample(train: List[tuple], size: int, num_target_images: int) -> List[tuple]:
+    """The fixed sample of source training images whose uniformity every evaluation logs.
+
+    ``size`` images (0: 4 % of ``num_target_images``, at least 16: near 5 % of an evaluation's
+    cost), at most all of them, drawn without replacement with a fixed seed (0) whatever the run's
+    seed, so every run of a sweep measures the same images; in the training list's order."""
+    n = size or max(16, round(0.04 * num_target_images))
+    n = min(n, len(train))
+    chosen = np.sort(np.random.default_rng(0).choice(len(train), size=n, replace=False))
+    return [train[i] for i in chosen]
 
 
 def domain_share(slots: np.ndarray, names: List[str]) -> Dict[str, float]:

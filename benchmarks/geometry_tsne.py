@@ -60,7 +60,7 @@ def _run(task: str, args: Dict, queue) -> None:
 
     torch.set_num_threads(args["threads"])
     from analysis.embedding import tsne
-    from analysis.geometry import alignment, uniformity
+    from bau.geometry import alignment, uniformity
 
     n = args["tsne_n"] if task == "tsne" else args["n"]
     feats, pids = make_features(n, args["dim"], args["ids"])

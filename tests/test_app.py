@@ -281,7 +281,7 @@ def test_subsample_per_domain_caps_and_is_seeded():
 
 def test_feature_set_second_call_reads_the_cache(runs, tmp_path, monkeypatch):
     import bau.checkpoint
-    from analysis.geometry import alignment, uniformity
+    from bau.geometry import alignment, uniformity
 
     ckpt = str(tmp_path / "best.pt")  # a copy of its own, so its cache starts empty
     shutil.copy2(os.path.join(runs["root"], "solo", "best.pt"), ckpt)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.geometry import alignment, alignment_uniformity, uniformity, uniformity_by_group
+from bau.geometry import alignment, alignment_uniformity, uniformity, uniformity_by_group
 from bau.errors import BauError
 
 
