@@ -38,6 +38,18 @@ def metric_curves(evals: pd.DataFrame, metrics: Sequence[str]) -> alt.Chart:
     ).properties(height=260)
 
 
+def geometry_curves(long: pd.DataFrame) -> alt.Chart:
+    """Alignment and uniformity over training (``step``, ``quantity``, ``value``, ``target``): one line per
+    quantity, dashed per target; lower is more aligned / more uniform."""
+    return alt.Chart(long).mark_line(point=True).encode(
+        x=alt.X("step:Q", title="step"),
+        y=alt.Y("value:Q", title="lower: more aligned / uniform", scale=alt.Scale(zero=False)),
+        color=alt.Color("quantity:N"),
+        strokeDash=alt.StrokeDash("target:N"),
+        tooltip=["target:N", "epoch:Q", "quantity:N", alt.Tooltip("value:Q", format=".4f")],
+    ).properties(height=260)
+
+
 def _plain(df: pd.DataFrame, columns: dict) -> pd.DataFrame:
     """Copy of ``df`` with the given columns renamed to plain field names.
 

@@ -26,6 +26,24 @@ def log_frames(run: Run) -> Tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(log.steps), pd.DataFrame(log.evals)
 
 
+# The geometry every evaluation logs (bau.trainer, eval.geometry): Eq. 1 and Eq. 2 of the target's
+# features, Eq. 2 of the fixed source sample.
+GEOMETRY_KEYS = {"L_align": "L_align (target)", "L_uniform": "L_uniform (target)",
+                 "L_uniform_source": "L_uniform (source sample)"}
+
+
+def geometry_long(evals: pd.DataFrame) -> pd.DataFrame:
+    """``(step, epoch, target, quantity, value)`` rows of the geometry in a run's eval records; empty
+    when the run logged none (trained before ``eval.geometry``, or with it off)."""
+    keys = [k for k in GEOMETRY_KEYS if k in evals.columns]
+    if evals.empty or not keys:
+        return pd.DataFrame(columns=["step", "epoch", "target", "quantity", "value"])
+    long = evals.melt(id_vars=["step", "epoch", "target"], value_vars=keys, var_name="quantity", value_name="value")
+    long = long.dropna(subset=["value"])
+    long["quantity"] = long["quantity"].map(GEOMETRY_KEYS)
+    return long
+
+
 def loss_terms(steps: pd.DataFrame) -> List[str]:
     """The numeric loss-term columns of a steps table (``ce``, ``tri``, ..., ``total``) in log order."""
     return [c for c in steps.columns if c not in STEP_META and pd.api.types.is_numeric_dtype(steps[c])]

@@ -198,6 +198,22 @@ def test_malformed_metrics_are_an_error_in_their_own_row(malformed_runs):
         Run(os.path.join(malformed_runs, "bad-value")).metric("x")
 
 
+def test_geometry_long_has_the_logged_geometry_per_evaluation():
+    import pandas as pd
+
+    from app.runs import geometry_long
+
+    evals = pd.DataFrame([{"event": "eval", "epoch": 1, "step": 4, "target": "t", "mAP": 0.1, "L_align": -1.0,
+                           "L_uniform": -2.0, "L_uniform_source": -3.0},
+                          {"event": "eval", "epoch": 2, "step": 8, "target": "t", "mAP": 0.2, "L_align": -1.5,
+                           "L_uniform": -2.5, "L_uniform_source": -3.5}])
+    long = geometry_long(evals)
+    assert len(long) == 6 and set(long["quantity"]) == {"L_align (target)", "L_uniform (target)",
+                                                         "L_uniform (source sample)"}
+    assert long[(long.step == 8) & (long.quantity == "L_uniform (source sample)")]["value"].item() == -3.5
+    assert geometry_long(evals[["event", "epoch", "step", "target", "mAP"]]).empty  # a run logged before it
+
+
 def test_downsample_steps_window_means():
     import pandas as pd
 
@@ -426,7 +442,8 @@ def test_runs_page(runs, monkeypatch):
     assert at.selectbox(key="run").value == "broken"  # first by name; it has no log: no curves, no crash
     at.selectbox(key="run").select("solo").run()
     kinds = _kinds(at)
-    assert kinds.count("dataframe") >= 2 and kinds.count("vega_lite_chart") >= 3
+    assert kinds.count("dataframe") >= 2 and kinds.count("vega_lite_chart") >= 4
+    assert any(m.value.startswith("Geometry over training") for m in at.markdown)  # next to the mAP curve
     assert at.selectbox(key="run").options == ["broken", "foreign", "linked", "solo", "sweep/p-0.0", "sweep/p-1.0"]
     # a sweep run: the comparison defaults to its sweep and shows the sweep chart and config differences
     at.selectbox(key="run").select("sweep/p-1.0").run()

@@ -102,3 +102,53 @@ def test_runs_without_seed_label_use_the_given_seed_function():
     assert list(runs_by_seed([a, b], "cell", seed=lambda r: seeds[r.name]).values()) == [b, a]
     with pytest.raises(BauError, match="both match with seed 1"):
         runs_by_seed([a, b], "cell", seed=lambda r: 1)
+
+
+# -- convergence of a learning curve ----------------------------------------------------------------
+from bau.seeds import Convergence, convergence, late_gain  # noqa: E402
+
+
+def test_late_gain_is_the_rise_over_the_last_fifth_of_training():
+    curve = [(100, 0.10), (200, 0.30), (400, 0.40), (800, 0.41), (1000, 0.45)]
+    # 80 % of 1000 = 800: last value minus the value at step 800
+    assert late_gain(curve) == pytest.approx(0.04)
+    assert late_gain(curve, fraction=0.5) == pytest.approx(0.45 - 0.40)
+    assert late_gain([(1000, 0.4)]) is None and late_gain([]) is None
+
+
+def test_a_cell_still_climbing_is_flagged_and_a_plateau_is_not():
+    climbing = {s: [(0, 0.0), (500, 0.2 + 0.01 * s), (800, 0.30 + 0.01 * s), (1000, 0.40 + 0.01 * s)]
+                for s in (1, 2, 3)}
+    flat = {s: [(0, 0.0), (500, 0.38 + 0.01 * s), (800, 0.40 + 0.01 * s), (1000, 0.401 + 0.01 * s)]
+            for s in (1, 2, 3)}
+    c = convergence(climbing)
+    assert c.mean_gain == pytest.approx(0.10) and c.threshold == pytest.approx(0.01)
+    assert c.still_improving is True
+    assert convergence(flat).still_improving is False
+    # a drop at the end is not "improving"; one seed uses the floor; no curve to judge: None
+    assert Convergence(gains=(-0.05,), finals=(0.3,), floor=0.005).still_improving is False
+    assert Convergence(gains=(0.004,), finals=(0.3,), floor=0.005).still_improving is False
+    assert Convergence(gains=(0.006,), finals=(0.3,), floor=0.005).still_improving is True
+    assert convergence({1: [(1000, 0.4)]}).still_improving is None
+
+
+# -- the smallest detectable difference -------------------------------------------------------------
+def test_detectable_difference_by_formula_and_by_simulated_power():
+    import numpy as np
+    from scipy.stats import t
+
+    d = paired_difference({s: 0.0 for s in range(1, 6)}, {1: 1.0, 2: 2.0, 3: 0.0, 4: 3.0, 5: -1.0})
+    sd = Spread((1.0, 2.0, 0.0, 3.0, -1.0)).std
+    q = t.ppf(0.975, 4) + t.ppf(0.80, 4)
+    assert d.detectable == pytest.approx(q * sd / math.sqrt(5))
+    assert d.columns("x")["x_detectable"] == d.detectable
+    assert paired_difference({1: 0.0}, {1: 1.0}).detectable is None
+    # Brute force: experiments of 5 paired differences with sd 1 and a true mean equal to the detectable
+    # size find the effect (95% interval excludes 0) in about 80% of cases.
+    rng = np.random.default_rng(0)
+    n, true_sd = 5, 1.0
+    delta = q * true_sd / math.sqrt(n)
+    x = rng.normal(delta, true_sd, size=(20000, n))
+    half = t.ppf(0.975, n - 1) * x.std(axis=1, ddof=1) / math.sqrt(n)
+    power = float(np.mean(x.mean(axis=1) - half > 0))
+    assert 0.72 < power < 0.86

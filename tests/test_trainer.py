@@ -282,3 +282,42 @@ def test_a_broken_image_fails_before_the_first_step(tiny_synth, tmp_path, worker
         Trainer(cfg, str(tmp_path / "run"), progress=False, echo=lambda s: None)
     assert victim.name in str(info.value) and "\n" not in str(info.value)
     assert not (tmp_path / "run" / "log.jsonl").exists()
+
+
+def test_every_evaluation_logs_the_geometry_of_its_features(tiny_synth, tmp_path):
+    """Eq. 1 / Eq. 2 of the target's query + gallery features and Eq. 2 of the fixed source sample, in
+    each eval record, equal the brute-force definitions on the features of the model at that moment."""
+    import numpy as np
+
+    from bau.data.datasets import build_dataset
+    from bau.data.multisource import training_set
+    from bau.inference import extract_features
+    from bau.trainer import source_geometry_sample
+    from tests.brute_geometry import brute_alignment, brute_uniformity
+
+    run = tmp_path / "run"
+    # ImageNet weights: a from-scratch tiny model maps every image to nearly one point, where Eq. 1 is
+    # rounding noise; these features are spread out
+    _train(tiny_synth, run, **{"model.pretrained": "true"})
+    evals = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if '"eval"' in line]
+    assert len(evals) == 2
+    for rec in evals:
+        assert {"L_align", "L_uniform", "L_uniform_source", "eval_s", "geometry_s"} <= set(rec)
+        assert 0 <= rec["geometry_s"] <= rec["eval_s"]
+    model, _, cfg = model_from_checkpoint(str(run / "last.pt"))
+    ds = build_dataset("folder:synth_c", tiny_synth)
+    items = list(dict.fromkeys((it[0], it[1]) for it in (*ds.query, *ds.gallery)))
+    feats = extract_features(model, [(p, 0, 0) for p, _ in items], cfg, torch.device("cpu"))
+    pids = np.array([pid for _, pid in items])
+    assert evals[-1]["L_align"] == pytest.approx(brute_alignment(feats, pids), abs=2e-6)
+    assert evals[-1]["L_uniform"] == pytest.approx(brute_uniformity(feats), abs=2e-6)
+    train = training_set(cfg.data).train
+    sample = source_geometry_sample(train, 0, len(items))
+    assert len(sample) == min(16, len(train)) and sample == source_geometry_sample(train, 0, len(items))
+    src = extract_features(model, sample, cfg, torch.device("cpu"))
+    assert evals[-1]["L_uniform_source"] == pytest.approx(brute_uniformity(src), abs=2e-6)
+    # the sample does not depend on the run's seed, and eval.geometry=false logs none of it
+    _train(tiny_synth, tmp_path / "plain", **{"eval.geometry": "false"})
+    plain = [json.loads(line) for line in (tmp_path / "plain" / "log.jsonl").read_text().splitlines()
+             if '"eval"' in line]
+    assert plain and not {"L_align", "L_uniform", "L_uniform_source"} & set(plain[-1])

@@ -6,8 +6,8 @@ import streamlit as st
 import yaml
 
 from app import charts
-from app.runs import (config_differences, downsample_steps, log_frames, long_steps, loss_terms, mean_over_seeds,
-                      runs_table, short_names)
+from app.runs import (config_differences, downsample_steps, geometry_long, log_frames, long_steps, loss_terms,
+                      mean_over_seeds, runs_table, short_names)
 from app.session import context, show_errors
 from bau.evaluation import METRIC_KEYS
 
@@ -44,8 +44,14 @@ with detail, show_errors():
         st.info("No evaluation records in log.jsonl yet.")
     else:
         shown = st.multiselect("Metrics", list(METRIC_KEYS), default=["mAP", "rank1"], key="detail_metrics")
+        geometry = geometry_long(evals)
+        left, right = st.columns(2) if not geometry.empty else (st.container(), None)
         if shown:
-            st.altair_chart(charts.metric_curves(evals, shown), width="stretch")
+            left.altair_chart(charts.metric_curves(evals, shown), width="stretch")
+        if right is not None:
+            right.markdown("Geometry over training: alignment (Eq. 1) and uniformity (Eq. 2) of the features "
+                           "at each evaluation")
+            right.altair_chart(charts.geometry_curves(geometry), width="stretch")
         table = evals[["epoch", "step", "target", *METRIC_KEYS]].copy()
         table[list(METRIC_KEYS)] = (100 * table[list(METRIC_KEYS)]).round(2)
         st.dataframe(table, hide_index=True, width="stretch")
