@@ -20,7 +20,7 @@ import yaml
 from analysis import figure1, figure2, figure4, figure5, tables
 from analysis.sweep_data import one_run
 from bau.features import lookup_features
-from bau.runs import sweep_runs
+from bau.runs import Run, sweep_runs
 from bau.sweep import run_sweep
 from tests.brute_geometry import brute_alignment, brute_uniformity
 from tests.conftest import tiny_overrides
@@ -166,6 +166,20 @@ def test_figure1_numbers_match_recomputed_metrics(sweep, tmp_path):
     assert sorted(diff) == PS
     for p in PS:
         assert_paired(diff[p], "mAP_difference", seed_values(sweep, "baseline", p), seed_values(sweep, "bau", p))
+    # convergence of each cell from its logged learning curves, and the curves over training (lowest and
+    # highest p) as the mean over seeds of the logged eval records
+    from analysis.sweep_data import cell_convergence
+
+    for p in PS:
+        cell = {s: Run(os.path.join(sweep, run_name("baseline", p, s))) for s in SEEDS}
+        assert perf[("OOD", p)]["mAP_still_improving"] == cell_convergence(cell, TARGET).still_improving
+    training = {(r["setting"], r["p"]): r["curves"] for r in data["training"]}
+    assert set(training) == {(s, p) for s in ("ID", "OOD") for p in (min(PS), max(PS))}
+    ood_low = training[("OOD", min(PS))]
+    curves = [Run(os.path.join(sweep, run_name("baseline", min(PS), s))).curve(TARGET, "L_uniform") for s in SEEDS]
+    assert [pt["step"] for pt in ood_low["L_uniform"]] == [st for st, _ in curves[0]]
+    assert ood_low["L_uniform"][-1]["mean"] == pytest.approx((curves[0][-1][1] + curves[1][-1][1]) / 2)
+    assert os.path.isfile(os.path.join(out, "figure1_training.png"))
 
 
 def test_feature_cache_is_reused_and_refreshed_when_the_checkpoint_changes(sweep, tmp_path):
@@ -320,8 +334,8 @@ def test_tables_rows_from_configs(sweep, tmp_path, capsys):
         return " ".join(run_name(method, p, s) for s in (SEEDS if method in SEEDED else [None]))
 
     header, rows = read("table5")
-    assert header == ["Method"] + [f"{SETTING} {m} {k}" for m in ("mAP", "Rank-1") for k in ("mean", "std", "n")] + [
-        "runs"]
+    assert header == (["Method"] + [f"{SETTING} mAP {k}" for k in ("mean", "std", "n")] + [f"{SETTING} mAP still_improving"]
+                      + [f"{SETTING} Rank-1 {k}" for k in ("mean", "std", "n")] + ["runs"])
     # the ID baseline (trained on synth_c) is not a DG row; p = 0 baseline, no-L_domain, full BAU at p = 0.5;
     # every seed of a cell is in it
     assert [(r[0], r[-1]) for r in rows] == [
@@ -329,7 +343,12 @@ def test_tables_rows_from_configs(sweep, tmp_path, capsys):
         ("L_align + L_uniform", names("bau_nodomain", 0.5)),
         ("L_align + L_uniform + L_domain", names("bau", 0.5))]
     check(rows[0][1:4], seed_values(sweep, "baseline", 0.0))
-    check(rows[0][4:7], seed_values(sweep, "baseline", 0.0, "rank1"))
+    from analysis.sweep_data import cell_convergence  # the convergence flag of the cell's learning curves
+
+    late = cell_convergence({s: Run(os.path.join(sweep, run_name("baseline", 0.0, s))) for s in SEEDS},
+                            TARGET).still_improving
+    assert rows[0][4] == ("" if late is None else str(int(late)))
+    check(rows[0][5:8], seed_values(sweep, "baseline", 0.0, "rank1"))
     check(rows[1][1:4], [metric(sweep, "bau_nodomain", 0.5)])
     values = seed_values(sweep, "baseline", 0.0)
     mean, std = sum(values) / 2, statistics.stdev(values)
@@ -353,8 +372,8 @@ def test_tables_rows_from_configs(sweep, tmp_path, capsys):
         diffs = [b - a for a, b in zip(seed_values(sweep, "baseline", p), seed_values(sweep, "bau", p))]
         half = t.ppf(0.975, 1) * statistics.stdev(diffs) / math.sqrt(2)
         mean = sum(diffs) / 2
-        assert [float(x) for x in row[7:10]] == pytest.approx([mean, mean - half, mean + half], abs=1e-4)
-        assert row[10] == "2"
+        assert [float(x) for x in row[8:11]] == pytest.approx([mean, mean - half, mean + half], abs=1e-4)
+        assert row[11] == "2"
         assert f"| {p:g} | " in printed and f"{mean:+.1f} [{mean - half:+.1f}, {mean + half:+.1f}] (n=2)" in printed
 
 
@@ -550,5 +569,8 @@ def test_effects_verdicts_and_paired_numbers(sweep, tmp_path, capsys):
         dict(zip(SEEDS, seed_values(sweep, "baseline", 0.5))), dict(zip(SEEDS, seed_values(sweep, "bau", 0.5)))), +1)
     # the ID baseline of the test sweep has one seed: no interval, so not shown
     assert next(r for e, r in rows.items() if "in-distribution" in e)["verdict"] == "not shown"
-    assert "| effect | difference | verdict |" in (tmp_path / "effects.md").read_text()
+    assert bau_half["difference_detectable"] == pytest.approx(paired_difference(
+        dict(zip(SEEDS, seed_values(sweep, "baseline", 0.5))), dict(zip(SEEDS, seed_values(sweep, "bau", 0.5)))).detectable)
+    assert bau_half["detectable"] == f"{bau_half['difference_detectable']:.1f}"
+    assert "| effect | difference | detectable | verdict |" in (tmp_path / "effects.md").read_text()
     assert "BAU beats the OOD baseline" in capsys.readouterr().out
