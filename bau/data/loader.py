@@ -18,6 +18,7 @@ worker; ``data.image_cache_mb`` keeps decoded training images in memory
 """
 from __future__ import annotations
 
+import multiprocessing
 import random
 from functools import partial
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
@@ -189,9 +190,20 @@ def build_train_loader(items: Sequence[tuple], cfg_data: DataConfig, two_view: b
         # Every sample carries its own seed (see the module doc), so workers may live across epochs
         # (and keep the forked image cache) without changing a single draw.
         persistent_workers=d.workers > 0,
+        multiprocessing_context=worker_context(d.workers),
         worker_init_fn=seed_worker,
         generator=_generator(seed, epoch),
     )
+
+
+def worker_context(workers: int):
+    """How loader worker processes start: forked where the platform can (Linux), whatever the parent's
+    default. A ``bau sweep --jobs`` run lives in a spawned process, whose default would start every
+    worker as a fresh interpreter: ~7 s per evaluation instead of ~0.1 s. The draws do not depend on it
+    (every sample carries its own seed)."""
+    if workers > 0 and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return None
 
 
 def build_test_loader(items: Sequence[tuple], height: int, width: int, batch_size: int = 128,
@@ -206,6 +218,7 @@ def build_test_loader(items: Sequence[tuple], height: int, width: int, batch_siz
         batch_size=batch_size,
         shuffle=False,
         num_workers=workers,
+        multiprocessing_context=worker_context(workers),
         drop_last=False,
         pin_memory=torch.cuda.is_available(),
     )
