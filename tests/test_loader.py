@@ -180,3 +180,25 @@ def test_seed_worker_seeds_python_and_numpy_from_torch():
     seed_worker(0)
     got = (random.random(), np.random.random())
     assert got == (random.Random(1234).random(), np.random.RandomState(1234).random_sample())
+
+
+def test_workers_are_forked_whatever_the_parents_start_method(items):
+    """A sweep's --jobs worker is a spawned process: its loaders still fork their workers (a spawned
+    worker costs seconds per evaluation), and the batches do not depend on how workers start."""
+    import multiprocessing
+
+    from bau.data.loader import worker_context
+
+    assert worker_context(0) is None
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    assert worker_context(2).get_start_method() == "fork"
+    cfg = small_cfg(workers=1)
+    forked = build_train_loader(items, cfg, seed=3)
+    assert forked.multiprocessing_context.get_start_method() == "fork"
+    spawned = build_train_loader(items, cfg, seed=3)
+    spawned.multiprocessing_context = multiprocessing.get_context("spawn")
+    for a, b in zip(forked, spawned):
+        assert torch.equal(a["index"], b["index"]) and torch.equal(a["images"], b["images"])
+    test = build_test_loader([it[:3] for it in items], 16, 8, batch_size=4, workers=1)
+    assert test.multiprocessing_context.get_start_method() == "fork"
