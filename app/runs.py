@@ -74,6 +74,15 @@ def runs_table(runs: Sequence[Run]) -> pd.DataFrame:
     return table[first + [c for c in table.columns if c not in first]]
 
 
+def sweep_state_table(sweep_dir: str) -> pd.DataFrame:
+    """``bau sweep --status`` of a sweep folder (``bau.sweep_status``): one row per run with its state
+    (pending, queued, running, preempted, finished, failed), job id, last logged step and detail."""
+    from bau.sweep_status import sweep_rows
+
+    table = pd.DataFrame(sweep_rows(sweep_dir), columns=["run", "state", "job", "step", "detail"])
+    return table.rename(columns={"step": "last step"})
+
+
 def flatten(d: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
     """``{"data": {"root": x}} -> {"data.root": x}``; lists become comma-joined strings."""
     out: Dict[str, Any] = {}

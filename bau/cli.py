@@ -133,10 +133,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
+    from bau.cluster import OPTION_KEYS
     from bau.sweep import run_sweep
 
+    if args.status:
+        from bau.sweep_status import format_rows, sweep_rows
+
+        print(format_rows(sweep_rows(args.out)))
+        return 0
+    if not args.config:
+        raise BauError("bau sweep: --config SWEEP.yaml is required (or --status to show a sweep folder's runs)")
+    given = {k: getattr(args, k) for k in OPTION_KEYS}
     rows = run_sweep(args.config, args.out, args.overrides, progress=not args.quiet, only=args.only, force=args.force,
-                     jobs=args.jobs)
+                     jobs=args.jobs, launcher=args.launcher, launcher_given=given)
     done = sum(r["status"] == "finished" for r in rows)
     print(f"sweep {args.out}: {done}/{len(rows)} runs finished; summary in {args.out}/summary.csv")
     return 0
@@ -227,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=_cmd_demo)
 
     w = sub.add_parser("sweep", help="train a grid of runs (skips finished, resumes interrupted) + summary table")
-    w.add_argument("--config", required=True, help="sweep YAML, e.g. experiments/sweeps/demo.yaml")
+    w.add_argument("--config", help="sweep YAML, e.g. experiments/sweeps/demo.yaml")
     w.add_argument("--out", required=True, help="sweep folder (one run folder per grid point)")
     w.add_argument("--only", nargs="+", metavar="RUN", help="train only these run names")
     w.add_argument("--force", action="store_true",
@@ -235,7 +244,22 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("overrides", nargs="*", metavar="section.key=value", help="overrides for every run")
     w.add_argument("--quiet", action="store_true")
     w.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="train N runs at once, each in its own process (default 1)")
+                   help="train N runs at once, each in its own process (default 1; --launcher local)")
+    w.add_argument("--status", action="store_true",
+                   help="show every run of the sweep folder --out: state, job id, last logged step, error")
+    c = w.add_argument_group("cluster (README: On a cluster; needs pip install bau[cluster])")
+    c.add_argument("--launcher", choices=["local", "slurm", "submitit-local"],
+                   help="local (default): this machine; slurm: one Slurm job array through submitit; "
+                        "submitit-local: the same jobs on this machine")
+    c.add_argument("--partition", help="Slurm partition")
+    c.add_argument("--gpus-per-run", type=int, help="GPUs of each run, one process each (0: CPU)")
+    c.add_argument("--nodes-per-run", type=int, help="nodes of each run (its GPUs split evenly over them)")
+    c.add_argument("--cpus-per-gpu", type=int, help="CPU cores per GPU process (data loading)")
+    c.add_argument("--mem", help="memory per node, e.g. 64G")
+    c.add_argument("--time", help="time limit of each job: minutes or D-HH:MM:SS (the run requeues itself near it)")
+    c.add_argument("--array-parallelism", type=int, help="runs of the job array running at once (default 64)")
+    c.add_argument("--sbatch", action="append", metavar="KEY=VALUE",
+                   help="an extra sbatch parameter, e.g. qos=high (repeat for several)")
     w.set_defaults(func=_cmd_sweep)
 
     a = sub.add_parser("app", help="serve the Streamlit app for a runs folder on localhost")

@@ -22,6 +22,10 @@ tables aggregate over the ``seed`` label (mean, spread, n) and never pick one se
 
 ``--jobs N`` trains N runs at once, each in its own process (give each run
 ``train.threads`` = cores / N); the run folders' locks keep two processes off one run.
+``--launcher slurm`` submits the runs as a Slurm job array instead, and ``--launcher
+submitit-local`` runs the same jobs on this machine (``bau.cluster``; a sweep file's ``launcher:``
+section holds the same options); ``bau sweep --status`` shows where each run stands
+(``bau.sweep_status``).
 
 A sweep folder holds one setting. Each run folder keeps the config it trained with
 (``config.yaml``) and the sweep settings that asked for it (``sweep_run.json``: sweep file,
@@ -134,7 +138,7 @@ def load_sweep(path: str) -> Dict[str, Any]:
         raise BauError(f"sweep file {path}: runs {dupes} appear in more than one grid")
     for r in runs:  # fail before training anything if any run's config is invalid
         load_config(base, common + r.overrides)
-    return {"base": base, "overrides": common, "runs": runs, "path": path}
+    return {"base": base, "overrides": common, "runs": runs, "path": path, "launcher": data.get("launcher")}
 
 
 def write_summary(out: str, sweep: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -246,9 +250,36 @@ def _quiet(line: str) -> None:
     pass
 
 
+def _launch(todo, out: str, sweep: Dict[str, Any], launcher: str, options, echo) -> List[Dict[str, Any]]:
+    """Submit ``todo`` through submitit (``bau.cluster``); wait for ``submitit-local`` jobs only."""
+    from bau.cluster import read_submitted, submit_runs, wait_for
+    from bau.run_lock import stale_bound
+    from bau.sweep_status import run_row
+
+    submitted, bound, fresh = read_submitted(out), stale_bound(), []
+    for item in todo:  # a run whose job is queued or running is not submitted twice
+        name = os.path.basename(item[1])
+        row = run_row(out, name, submitted.get(name), bound)
+        if row["state"] in ("queued", "running"):
+            echo(f"{item[0].split(':')[0]}: {row['state']} (job {row['job']}), not submitted again")
+        else:
+            fresh.append(item)
+    todo = fresh
+    jobs = submit_runs(todo, out, launcher, options, echo)
+    if launcher == "slurm":
+        echo(f"{len(jobs)} job(s) submitted; watch them with `bau sweep --status --out {out}`")
+        return write_summary(out, sweep)
+    failures = wait_for(jobs, [os.path.basename(t[1]) for t in todo], echo)
+    rows = write_summary(out, sweep)
+    if failures:
+        raise BauError(f"sweep folder {out}: {len(failures)} run(s) failed; first: {failures[0]}")
+    return rows
+
+
 def run_sweep(path: str, out: str, extra_overrides: Optional[List[str]] = None, progress: bool = True,
               only: Optional[List[str]] = None, echo=print, force: bool = False,
-              jobs: int = 1) -> List[Dict[str, Any]]:
+              jobs: int = 1, launcher: Optional[str] = None,
+              launcher_given: Optional[Dict[str, Any]] = None) -> List[Dict[str, Any]]:
     """Train the sweep's runs into ``out`` (skip finished, resume interrupted); returns the summary rows.
 
     Args:
@@ -257,7 +288,12 @@ def run_sweep(path: str, out: str, extra_overrides: Optional[List[str]] = None, 
         extra_overrides: ``section.key=value`` for every run (after the sweep file's).
         only: train only these runs (names as in the sweep); an unknown name is a ``BauError``.
         force: retrain (from scratch) the selected runs that trained with other settings.
-        jobs: runs trained at once, each in its own process.
+        jobs: runs trained at once, each in its own process (``launcher`` local).
+        launcher: ``local`` (this process, or ``jobs`` processes), ``slurm`` (submit a job array and
+            return) or ``submitit-local`` (the same jobs on this machine, waited for): ``bau.cluster``;
+            None: the sweep file's ``launcher: {type: ...}``, else ``local``.
+        launcher_given: the command line's launcher options (``bau.cluster.OPTION_KEYS``; None: not given),
+            over the sweep file's ``launcher:`` section.
 
     Raises:
         BauError: an unknown ``only`` name, or a run trained with other settings (without ``force``).
@@ -265,6 +301,15 @@ def run_sweep(path: str, out: str, extra_overrides: Optional[List[str]] = None, 
     if jobs < 1:
         raise BauError(f"--jobs {jobs}: expected at least 1 run at a time")
     sweep = load_sweep(path)
+    from bau.cluster import LAUNCHERS, launcher_options
+
+    kind, options = launcher_options(sweep["launcher"], launcher_given or {}, f"sweep file {path}")
+    launcher = launcher or kind or "local"
+    if launcher not in LAUNCHERS:
+        raise BauError(f"--launcher {launcher}: expected one of {', '.join(LAUNCHERS)}")
+    if launcher != "local" and jobs != 1:
+        raise BauError(f"--jobs {jobs}: only for --launcher local; with --launcher {launcher} every run is a job "
+                       f"(--array-parallelism sets how many run at once)")
     if extra_overrides:
         sweep["overrides"] = sweep["overrides"] + list(extra_overrides)
     names = [r.name for r in sweep["runs"]]
@@ -292,6 +337,8 @@ def run_sweep(path: str, out: str, extra_overrides: Optional[List[str]] = None, 
         record = {"sweep": path, "base": sweep["base"], "overrides": sweep["overrides"] + r.overrides,
                   "labels": r.labels}
         todo.append((f"[{i}/{len(runs)}] {r.name}: {'resuming' if cfg is None else 'training'}", run_dir, cfg, record))
+    if launcher != "local":
+        return _launch(todo, out, sweep, launcher, options, echo)
     if jobs == 1 or len(todo) <= 1:
         for line, run_dir, cfg, record in todo:
             echo(line)

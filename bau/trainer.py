@@ -12,7 +12,7 @@ A run folder holds::
     last.pt       checkpoint after every epoch, written before that epoch's evaluation; best.pt at
                   the best evaluation (mean mAP over targets)
     results.json  the final evaluation and {"finished": true} once the run is complete
-    .lock         while a trainer writes the folder (``bau.run_lock``)
+    .lock         while a trainer writes the folder: a lease with a heartbeat (``bau.run_lock``)
 
 Before the first step every source and target dataset is built and every image header checked
 (``bau.preflight``). Resuming (``bau train --resume RUN``) restarts from ``last.pt`` and reproduces
@@ -95,7 +95,7 @@ class Trainer:
         self.last_path = os.path.join(run_dir, "last.pt")
         self.best_path = os.path.join(run_dir, "best.pt")
         self.log_path = os.path.join(run_dir, "log.jsonl")
-        self.lock = RunLock(run_dir)
+        self.lock = RunLock(run_dir, echo=self.echo)
         if self.dist.is_main:
             open_run_folder(run_dir)
             self.lock.acquire()
@@ -347,6 +347,7 @@ class Trainer:
         t_start = t_last = time.perf_counter()
         it = 0
         for it, batch in enumerate(bar, 1):
+            self.lock.check()  # stop if another process took this folder over while we stalled
             values, dids = self.train_step(batch, epoch)
             slots += np.bincount(dids.numpy(), minlength=len(names))[:len(names)]
             for k, v in values.items():

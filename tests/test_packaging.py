@@ -20,13 +20,24 @@ def test_environment_yml_lists_the_pyproject_dependencies():
 
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
         project = tomllib.load(f)["project"]
-    wanted = {_name(r) for r in project["dependencies"]} | {_name(r) for r in project["optional-dependencies"]["dev"]}
+    wanted = {_name(r) for r in project["dependencies"]} | \
+        {_name(r) for extra in project["optional-dependencies"].values() for r in extra}
     with open(os.path.join(ROOT, "environment.yml")) as f:
         env = yaml.safe_load(f)
     pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     listed = {_name(r) for r in pip_section if not r.startswith("-e")}
     assert listed == wanted
     assert any(str(d).startswith("python=3.11") for d in env["dependencies"])
+
+
+def test_make_test_installs_every_extra_the_tests_use():
+    import tomllib
+
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        extras = set(tomllib.load(f)["project"]["optional-dependencies"])
+    with open(os.path.join(ROOT, "Makefile")) as f:
+        installed = re.search(r"-e '\.\[([a-z,]+)\]'", f.read()).group(1).split(",")
+    assert set(installed) == extras == {"dev", "cluster"}
 
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "experiments", "**", "*.yaml"), recursive=True)))

@@ -1,13 +1,15 @@
 """Runs page: every run under the runs folder, one run in detail, and selected runs side by side."""
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import streamlit as st
 import yaml
 
 from app import charts
 from app.runs import (config_differences, downsample_steps, geometry_long, log_frames, long_steps, loss_terms,
-                      mean_over_seeds, runs_table, short_names)
+                      mean_over_seeds, runs_table, short_names, sweep_state_table)
 from app.session import context, show_errors
 from bau.evaluation import METRIC_KEYS
 
@@ -32,6 +34,10 @@ with detail, show_errors():
         cols[i].metric(k, f"{100 * v:.1f}%")
     st.caption(f"status: {run.status} · checkpoints: {', '.join(run.checkpoints()) or 'none'}"
                + (f" · sweep {run.sweep}: " + ", ".join(f"{k}={v}" for k, v in run.labels.items()) if run.sweep else ""))
+    sweep_dir = os.path.join(ctx.runs_root, run.sweep) if run.sweep else None
+    if sweep_dir and os.path.isfile(os.path.join(sweep_dir, "sweep.yaml")):
+        with st.expander(f"Sweep {run.sweep}: every run's state (as `bau sweep --status`)"):
+            st.dataframe(sweep_state_table(sweep_dir), hide_index=True, width="stretch", key="sweep_states")
     steps, evals = log_frames(run)
     st.markdown("**Training curves** (each loss term of Eq. 9 as logged; window means when long)")
     if steps.empty:
