@@ -14,7 +14,7 @@ Panels, all against the augmentation probability p:
     (per seed, then the mean and its 95 % t-interval; ``bau.seeds.paired_difference``).
 
 A second figure, ``figure1_training``, shows the same quantities OVER TRAINING for the lowest and
-the highest p, from the evaluations every run logged (``log.jsonl``; ``eval.geometry``): (e) target
+the highest p, by epoch, from the evaluations every run logged (``log.jsonl``; ``eval.geometry``): (e) target
 mAP of the ID and OOD baselines (their learning curves: did they reach a plateau?), (f) L_align and
 L_uniform of the OOD baseline's target features, (g) -L_uniform of its fixed source sample and of
 the target. Each curve is the mean over seeds at each evaluated step, with a ± std band.
@@ -124,18 +124,18 @@ TRAINING_KEYS = ("mAP", "L_align", "L_uniform", "L_uniform_source")
 
 
 def training_curves(cell: Dict[int, Run], target: str) -> Dict[str, List[Dict[str, Any]]]:
-    """Per logged quantity (``TRAINING_KEYS``), ``[{"step", "mean", "std", "n"}, ...]`` over the cell's
-    seeds at every step all of them evaluated (``Run.curve``)."""
+    """Per logged quantity (``TRAINING_KEYS``), ``[{"epoch", "mean", "std", "n"}, ...]`` over the cell's
+    seeds at every epoch all of them evaluated (``Run.curve`` by epoch: seeds share epochs, not steps)."""
     from bau.seeds import spread
 
     out: Dict[str, List[Dict[str, Any]]] = {}
     for key in TRAINING_KEYS:
-        curves = {s: dict(r.curve(target, key)) for s, r in cell.items()}
-        steps = sorted(set.intersection(*(set(c) for c in curves.values()))) if curves else []
+        curves = {s: dict(r.curve(target, key, x="epoch")) for s, r in cell.items()}
+        epochs = sorted(set.intersection(*(set(c) for c in curves.values()))) if curves else []
         points = []
-        for step in steps:
-            sp = spread({s: c[step] for s, c in curves.items()})
-            points.append({"step": step, "mean": sp.mean, "std": sp.std, "n": sp.n})
+        for epoch in epochs:
+            sp = spread({s: c[epoch] for s, c in curves.items()})
+            points.append({"epoch": epoch, "mean": sp.mean, "std": sp.std, "n": sp.n})
         out[key] = points
     return out
 
@@ -223,7 +223,7 @@ def plot_training(data: Dict[str, Any]):
     def line(ax, points, scale, color, label, style):
         if not points:
             return
-        x = np.array([pt["step"] for pt in points], dtype=float)
+        x = np.array([pt["epoch"] for pt in points], dtype=float)
         y = scale * np.array([pt["mean"] for pt in points], dtype=float)
         sd = np.array([np.nan if pt["std"] is None else abs(scale) * pt["std"] for pt in points], dtype=float)
         ax.plot(x, y, linestyle=style, color=color, label=label, linewidth=1.2)
@@ -247,7 +247,7 @@ def plot_training(data: Dict[str, Any]):
     ax_g.set_title("(g) uniformity, OOD model")
     ax_g.set_ylabel(r"$-\mathcal{L}_{\mathrm{uniform}}$")
     for ax in axes[0]:
-        ax.set_xlabel("training step")
+        ax.set_xlabel("epoch")
         ax.legend(fontsize=6, frameon=False)
     fig.suptitle("mean over seeds at each evaluation, \u00b1 std band; solid: lowest p, dashed: highest p",
                  fontsize=7, y=1.0, va="bottom")

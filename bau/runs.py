@@ -197,15 +197,19 @@ class Run:
                         evals.append(rec)
         return RunLog(steps, evals)
 
-    def curve(self, target: str, key: str = "mAP") -> List[Tuple[int, float]]:
-        """The learning curve ``[(step, value), ...]`` of ``key`` on ``target`` from the ``eval``
-        records of ``log.jsonl``, in step order (one point per step: the last record of a step
-        wins). ``key`` is a metric (fraction) or a geometry record (``L_align``, ``L_uniform``,
-        ``L_uniform_source``); records without a number for it are left out."""
+    def curve(self, target: str, key: str = "mAP", x: str = "step") -> List[Tuple[int, float]]:
+        """The learning curve ``[(x, value), ...]`` of ``key`` on ``target`` from the ``eval`` records of
+        ``log.jsonl``, in order of ``x`` (``step`` or ``epoch``; one point per x: the last record wins).
+        ``key`` is a metric (fraction) or a geometry record (``L_align``, ``L_uniform``,
+        ``L_uniform_source``); records without a number for it are left out. Seeds of one setting
+        evaluate at the same epochs but not always the same steps (a sampler's pass can differ in
+        length by a batch), so curves are compared across seeds by epoch."""
+        if x not in ("step", "epoch"):
+            raise BauError(f"curve of run {self.path}: x must be 'step' or 'epoch', got {x!r}")
         points: Dict[int, float] = {}
         for rec in self.log().evals:
-            if rec.get("target") == target and _number(rec.get(key)) and _number(rec.get("step")):
-                points[int(rec["step"])] = float(rec[key])
+            if rec.get("target") == target and _number(rec.get(key)) and _number(rec.get(x)):
+                points[int(rec[x])] = float(rec[key])
         return sorted(points.items())
 
     def final_metrics(self) -> Dict[str, float]:

@@ -176,8 +176,9 @@ def test_figure1_numbers_match_recomputed_metrics(sweep, tmp_path):
     training = {(r["setting"], r["p"]): r["curves"] for r in data["training"]}
     assert set(training) == {(s, p) for s in ("ID", "OOD") for p in (min(PS), max(PS))}
     ood_low = training[("OOD", min(PS))]
-    curves = [Run(os.path.join(sweep, run_name("baseline", min(PS), s))).curve(TARGET, "L_uniform") for s in SEEDS]
-    assert [pt["step"] for pt in ood_low["L_uniform"]] == [st for st, _ in curves[0]]
+    curves = [Run(os.path.join(sweep, run_name("baseline", min(PS), s))).curve(TARGET, "L_uniform", x="epoch")
+              for s in SEEDS]
+    assert [pt["epoch"] for pt in ood_low["L_uniform"]] == [e for e, _ in curves[0]]
     assert ood_low["L_uniform"][-1]["mean"] == pytest.approx((curves[0][-1][1] + curves[1][-1][1]) / 2)
     assert os.path.isfile(os.path.join(out, "figure1_training.png"))
 
