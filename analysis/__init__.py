@@ -10,7 +10,7 @@
   the t-SNE pair and the report of ``bau analyze``; the app's Geometry page shows the same numbers.
 - ``analysis.plotting``: the shared style (colours per method and per domain, figure sizes), the
   marks for numbers over seeds (mean ± std bars, paired differences with their 95 % interval;
-  the statistics themselves are ``bau.seeds``) and ``save_figure``, which writes PNG + PDF + the
+  the statistics themselves are ``bau.runs.statistics``) and ``save_figure``, which writes PNG + PDF + the
   plotted numbers.
 
 Everything here is a function over arrays, models or checkpoints; the figure scripts that call

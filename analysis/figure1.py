@@ -11,7 +11,7 @@ Panels, all against the augmentation probability p:
 (c) uniformity -L_uniform (higher = more uniform) of the OOD baseline's features on the source
     domains' training images (pooled; at most --max-per-domain per domain) and on the target;
 (d) when the sweep has BAU runs: the paired difference BAU - OOD baseline in target mAP per p
-    (per seed, then the mean and its 95 % t-interval; ``bau.seeds.paired_difference``).
+    (per seed, then the mean and its 95 % t-interval; ``bau.runs.statistics.paired_difference``).
 
 Every point is the mean over the seeds of its runs (sweep label ``seed``) with ± std bars; the
 geometry of (b) and (c) is computed per run, then aggregated the same way. The line above the
@@ -28,7 +28,7 @@ Runs are picked by their labels in the sweep's summary.json:
 Writes ``<out>/figure1.png``, ``.pdf`` and ``.json``: per plotted point the mean, std, n and per-seed
 values with the runs they come from (``performance``, ``geometry``, ``difference``), and the
 geometry of every run (``geometry_runs``). Features are extracted once per run and cached next to
-its checkpoint (``bau.features.feature_set``).
+its checkpoint (``bau.runs.features.feature_set``).
 """
 from __future__ import annotations
 
@@ -39,8 +39,8 @@ from typing import Any, Dict, List, Optional, Sequence
 from analysis.sweep_data import (cell_numbers, cells_by_p, choose_target, dataset_label, echo_for, metric_percent, p_of,
                                  paired_by_p, recorded, run_cli, run_features, select_runs, sweep_arguments,
                                  target_geometry)
-from bau.runs import Run, sweep_runs
-from bau.seeds import seed_of
+from bau.runs.folder import Run, sweep_runs
+from bau.runs.statistics import seed_of
 
 # Colours of the two quantities of panel (b): neither is a method, a domain or ID/OOD, so not
 # the blue/orange those have in panels (a) and (c): near-black and the colour-blind palette's purple.

@@ -12,9 +12,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import pandas as pd
 
-from bau.errors import BauError
-from bau.runs import Run
-from bau.seeds import spread
+from bau.core.errors import BauError
+from bau.runs.folder import Run
+from bau.runs.statistics import spread
 
 # Columns of a step record that are bookkeeping, not loss terms.
 STEP_META = ("event", "epoch", "iter", "step", "lr", "time_s")
@@ -112,7 +112,7 @@ def short_names(names: List[str]) -> Dict[str, str]:
 
 def mean_over_seeds(table: pd.DataFrame, x: str, y: str, color: Optional[str] = None) -> pd.DataFrame:
     """One row per (``x``, ``color``) point of a sweep table: ``mean``, ``std`` (None for n = 1) and
-    ``n`` of ``y`` over the runs' ``seed`` label (``bau.seeds.spread``). Without a ``seed`` column
+    ``n`` of ``y`` over the runs' ``seed`` label (``bau.runs.statistics.spread``). Without a ``seed`` column
     (or when it is the x axis or the lines) every run is its own point, n = 1.
     """
     keys = [x] + ([color] if color else [])

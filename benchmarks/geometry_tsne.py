@@ -133,7 +133,7 @@ def main() -> None:
         print(f"{task:20s} n={r['n']:6d}  value {r['value']:+.5f}  wall {r['wall_s']:7.1f} s  cpu {r['cpu_s']:7.1f} s  "
               f"extra peak {r['extra_peak_mb']:6.0f} MB (process {r['process_peak_mb']:5.0f} MB){note}", flush=True)
     if args["json"]:
-        from bau.atomic import atomic_write_json
+        from bau.core.atomic import atomic_write_json
 
         atomic_write_json(args["json"], {"args": args, "results": results})
 

@@ -1,6 +1,6 @@
 """The training step on the CPU: the plain path against the fast one, and both against the bare model.
 
-A step is ``bau.step.TrainStep`` on a batch from the real training loader, exactly as
+A step is ``bau.engine.step.TrainStep`` on a batch from the real training loader, exactly as
 ``bau train`` runs it (built with the trainer's own builders): the wait for the batch, one forward
 pass over the original and augmented views, the objective of Eq. 9, the backward pass, the Adam
 step and the prototype update (Eq. 7). Two paths are timed alternately in one run:
@@ -40,11 +40,11 @@ import torch  # noqa: E402
 import torchvision  # noqa: E402
 
 from benchmarks.common import Report, describe_machine_line, print_table  # noqa: E402
-from bau.config import Config, load_config  # noqa: E402
+from bau.core.config import Config, load_config  # noqa: E402
 from bau.data.multisource import MultiSourceTrainSet  # noqa: E402
-from bau.objective import BAUObjective  # noqa: E402
-from bau.step import TrainStep  # noqa: E402
-from bau.trainer import Trainer  # noqa: E402
+from bau.method.objective import BAUObjective  # noqa: E402
+from bau.engine.step import TrainStep  # noqa: E402
+from bau.engine.trainer import Trainer  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET_RATIO = 0.8

@@ -17,8 +17,8 @@ import urllib.request
 import pytest
 
 from bau.app_launcher import streamlit_command
-from bau.config import load_config
-from bau.trainer import Trainer
+from bau.core.config import load_config
+from bau.engine.trainer import Trainer
 from tests.conftest import tiny_overrides
 
 CHROMIUM = "/usr/bin/chromium"

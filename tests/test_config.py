@@ -1,7 +1,7 @@
 import pytest
 
-from bau.config import Config, load_config, parse_overrides
-from bau.errors import BauError
+from bau.core.config import Config, load_config, parse_overrides
+from bau.core.errors import BauError
 
 
 def test_defaults_are_the_papers():

@@ -18,7 +18,7 @@ from bau.data.datasets import DATASETS, build_dataset  # noqa: E402
 from bau.data.datasets.cuhk02 import global_pid  # noqa: E402
 from bau.data.images import check_images, read_image  # noqa: E402
 from bau.data.inspect import decode_problems, inspect_datasets  # noqa: E402
-from bau.errors import BauError  # noqa: E402
+from bau.core.errors import BauError  # noqa: E402
 
 
 def pids(items):

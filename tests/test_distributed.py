@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from bau.checkpoint import load_checkpoint
+from bau.runs.checkpoint import load_checkpoint
 from tests.conftest import tiny_overrides
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

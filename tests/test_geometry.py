@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from analysis.geometry import alignment, alignment_uniformity, uniformity, uniformity_by_group
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 
 def unit(rng, n, d, dtype=np.float64):
@@ -212,9 +212,9 @@ def test_figure1_geometry_is_blind_to_distractors_in_alignment(tmp_path):
     import fake_layouts as fl
 
     from analysis.sweep_data import target_geometry
-    from bau.config import Config
+    from bau.core.config import Config
     from bau.data.base import DISTRACTOR_PID
-    from bau.features import collect_items
+    from bau.runs.features import collect_items
 
     centres = unit(np.random.default_rng(0), 20, 8)
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bau.losses import (
+from bau.method.losses import (
     alignment_loss,
     batch_hard_triplet,
     cross_entropy_ls,

@@ -12,7 +12,7 @@ import fake_layouts as fl  # noqa: E402
 from bau.data.base import ReIDDataset  # noqa: E402
 from bau.data.datasets import build_dataset  # noqa: E402
 from bau.data.multisource import MultiSourceTrainSet, combine  # noqa: E402
-from bau.errors import BauError  # noqa: E402
+from bau.core.errors import BauError  # noqa: E402
 
 
 def dataset(train):

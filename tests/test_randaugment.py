@@ -11,7 +11,7 @@ from PIL import Image, ImageEnhance, ImageOps
 
 from bau.data import randaugment as ra
 from bau.data.randaugment import RELEASED_OPS, ReleasedRandAugment
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 OPS = {op.name: op for op in RELEASED_OPS}
 

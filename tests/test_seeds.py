@@ -1,11 +1,11 @@
-"""Aggregation over seeds (bau.seeds) against numbers computed by hand."""
+"""Aggregation over seeds (bau.runs.statistics) against numbers computed by hand."""
 import math
 
 import pytest
 
-from bau.errors import BauError
-from bau.runs import Run
-from bau.seeds import Spread, paired_difference, runs_by_seed, seed_of, spread
+from bau.core.errors import BauError
+from bau.runs.folder import Run
+from bau.runs.statistics import Spread, paired_difference, runs_by_seed, seed_of, spread
 
 # t(0.975, 2), from a printed t-table (4.303) to more digits
 T_975_2 = 4.302652729749

@@ -1,11 +1,11 @@
-"""bau.step.TrainStep: the step the trainer, the benchmarks and the GPU check share."""
+"""bau.engine.step.TrainStep: the step the trainer, the benchmarks and the GPU check share."""
 import pytest
 import torch
 
-from bau.config import load_config
-from bau.objective import BAUObjective
-from bau.step import NonFiniteLoss
-from bau.trainer import Trainer
+from bau.core.config import load_config
+from bau.method.objective import BAUObjective
+from bau.engine.step import NonFiniteLoss
+from bau.engine.trainer import Trainer
 from benchmarks.train_step import build_step
 from tests.conftest import tiny_overrides
 

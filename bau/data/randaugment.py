@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 MAX_MAGNITUDE = 30  # the magnitude scale of the released RandAugment
 

@@ -39,7 +39,7 @@ from typing import Deque, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 from torch.utils.data import Sampler
 
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 
 def sample_seed(seed: int, epoch: int, batch: int, position: int) -> int:

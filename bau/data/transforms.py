@@ -42,10 +42,10 @@ from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 
 from bau.data.randaugment import ReleasedRandAugment
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 if TYPE_CHECKING:
-    from bau.config import DataConfig
+    from bau.core.config import DataConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -24,9 +24,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision.models as tvm
 
-from bau.errors import BauError
+from bau.core.errors import BauError
 from bau.models.pretrained import load_state_dict_file, map_in_order, resolve_weights
-from bau.registry import Registry
+from bau.core.registry import Registry
 
 BACKBONES = Registry("backbone")
 LAST_STRIDES = (1, 2)

@@ -18,13 +18,13 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-from bau.config import Config
-from bau.distributed import DistContext, gather_no_grad, gather_with_grad
-from bau.errors import BauError
-from bau.memory import PrototypeMemory
+from bau.core.config import Config
+from bau.engine.distributed import DistContext, gather_no_grad, gather_with_grad
+from bau.core.errors import BauError
+from bau.method.memory import PrototypeMemory
 from bau.models.batchnorm import views_per_batchnorm
 from bau.models.reid import input_memory_format
-from bau.objective import BAUObjective
+from bau.method.objective import BAUObjective
 
 
 class NonFiniteLoss(BauError):

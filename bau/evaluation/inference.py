@@ -1,7 +1,7 @@
 """Feature extraction and evaluation of a model on a target dataset.
 
 Features are extracted once for the union of all images of all query/gallery splits (the small
-datasets have 10), then each split is ranked with ``bau.evaluation.evaluate_features``, which
+datasets have 10), then each split is ranked with ``bau.evaluation.metrics.evaluate_features``, which
 computes and ranks the query-gallery distances block by block (the full ``[Q, G]`` matrix is never
 held: MSMT17's would be 3.8 GB); the result is the mean over splits, each split kept in ``splits``.
 Re-ranking needs the full matrices, so ``--rerank`` builds them (and ranks with ``evaluate_ranking``).
@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bau.config import Config
+from bau.core.config import Config
 from bau.data.datasets import build_dataset
 from bau.data.loader import build_test_loader
-from bau.evaluation import METRIC_KEYS, distance_matrix, evaluate_features, evaluate_ranking
+from bau.evaluation.metrics import METRIC_KEYS, distance_matrix, evaluate_features, evaluate_ranking
 from bau.models.reid import input_memory_format
 
 
@@ -60,7 +60,7 @@ def rank_split(qf: np.ndarray, gf: np.ndarray, query: Sequence[tuple], gallery: 
     q_pids = np.array([it[1] for it in query]); q_cams = np.array([it[2] for it in query])
     g_pids = np.array([it[1] for it in gallery]); g_cams = np.array([it[2] for it in gallery])
     if rerank:
-        from bau.reranking import re_ranking
+        from bau.evaluation.reranking import re_ranking
 
         dist = re_ranking(*(distance_matrix(a, b, device=device) for a, b in ((qf, gf), (qf, qf), (gf, gf))))
         on_device = device is not None and torch.device(device).type != "cpu"

@@ -15,7 +15,7 @@ from typing import Any, List, Optional, get_args, get_origin, get_type_hints
 
 import yaml
 
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 
 @dataclass
@@ -327,6 +327,6 @@ def config_from_dict(d: dict) -> Config:
 
 
 def save_config(cfg: Config, path: str) -> None:
-    from bau.atomic import atomic_write_text
+    from bau.core.atomic import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -14,7 +14,7 @@ import socket
 import time
 from typing import Any, Dict, Optional
 
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 LOCK_NAME = ".lock"
 

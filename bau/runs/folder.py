@@ -5,10 +5,10 @@ A run folder (``bau train --out RUN``, or one grid point of ``bau sweep``) holds
     config.yaml      the resolved config the run trains with
     log.jsonl        one JSON record per logged step ({"event": "step", ...}), epoch ({"event": "epoch",
                      "domain_share": ...}) and evaluation ({"event": "eval", ...})
-    last.pt, best.pt checkpoints (``bau.checkpoint``)
+    last.pt, best.pt checkpoints (``bau.runs.checkpoint``)
     results.json     {"finished": true, "metrics": {TARGET: {METRIC: value}}, ...} once the run is complete
-    sweep_run.json   (sweep runs) the sweep settings the run was trained with (``bau.sweep``)
-    .bau_cache/      results derived from its checkpoints: features, t-SNE, ... (``bau.cache``)
+    sweep_run.json   (sweep runs) the sweep settings the run was trained with (``bau.engine.sweep``)
+    .bau_cache/      results derived from its checkpoints: features, t-SNE, ... (``bau.runs.cache``)
 
 A sweep folder holds one run folder per grid point and ``summary.json``, which lists the runs with
 their LABELS (the grid axes, e.g. ``method`` and ``aug_prob``).
@@ -16,10 +16,10 @@ their LABELS (the grid axes, e.g. ``method`` and ``aug_prob``).
 This module finds runs and reads those files; every malformed file is a ``BauError`` naming it.
 The rest of the run layer, shared by ``bau sweep``, ``analysis/`` and ``app/``:
 
-- ``bau.checkpoint.load_model``: a checkpoint's model, kept in memory per checkpoint identity;
-- ``bau.features.feature_set``: features of a checkpoint on some datasets, cached on disk in
-  ``.bau_cache`` next to the checkpoint (``bau.cache``), with ``subsample_per_domain``;
-- ``bau.weight_scores``: the Eq. 4 weight scores of augmented views.
+- ``bau.runs.checkpoint.load_model``: a checkpoint's model, kept in memory per checkpoint identity;
+- ``bau.runs.features.feature_set``: features of a checkpoint on some datasets, cached on disk in
+  ``.bau_cache`` next to the checkpoint (``bau.runs.cache``), with ``subsample_per_domain``;
+- ``bau.runs.weight_scores``: the Eq. 4 weight scores of augmented views.
 
 Label values are compared as numbers when both sides are numbers (``0.5`` matches ``"0.5"``),
 so a selection never depends on how YAML or JSON spelled a value. Nothing here picks one run of
@@ -33,8 +33,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
-from bau.errors import BauError
-from bau.evaluation import METRIC_KEYS
+from bau.core.errors import BauError
+from bau.evaluation.metrics import METRIC_KEYS
 
 # Files whose presence (next to config.yaml) makes a folder a run folder.
 RUN_MARKERS = ("log.jsonl", "results.json", "last.pt", "best.pt")
@@ -137,8 +137,8 @@ class Run:
                              "`bau train`", "YAML with a mapping of sections: data:, model:, ...")
 
     def config(self):
-        """The resolved ``bau.config.Config`` the run was trained with (``config.yaml``)."""
-        from bau.config import config_from_dict
+        """The resolved ``bau.core.config.Config`` the run was trained with (``config.yaml``)."""
+        from bau.core.config import config_from_dict
 
         stored = self.config_dict()
         try:

@@ -1,6 +1,6 @@
 """Features of a checkpoint on datasets: ``bau extract`` files and the run layer's cached feature sets.
 
-Both hold the same arrays (the file format, versioned and validated on reading, is ``bau.feature_file``)::
+Both hold the same arrays (the file format, versioned and validated on reading, is ``bau.runs.feature_file``)::
 
     features [N, C] float32 (L2-normalised retrieval features), pids [N], camids [N],
     domains [N] (index into ``domain_names``), subsets [N] ("train" / "query" / "gallery"),
@@ -10,7 +10,7 @@ pids are the datasets' own ids (not relabelled), so identities stay comparable a
 
 ``feature_set`` is what the figure scripts and the app use: the features of a checkpoint on a
 subset of some datasets (optionally at most ``cap`` images per dataset, ``subsample_per_domain``),
-computed once and kept in the checkpoint's ``.bau_cache`` (``bau.cache``) under a key made of the
+computed once and kept in the checkpoint's ``.bau_cache`` (``bau.runs.cache``) under a key made of the
 checkpoint's identity and every setting. The checkpoint's own config (image size, split seed)
 is implied by its identity. The device is not part of the key: the same weights give the same
 features up to float rounding wherever they run.
@@ -25,12 +25,12 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from bau.cache import DiskCache, cache_key
-from bau.checkpoint import checkpoint_identity, load_model
-from bau.config import Config
+from bau.runs.cache import DiskCache, cache_key
+from bau.runs.checkpoint import checkpoint_identity, load_model
+from bau.core.config import Config
 from bau.data.datasets import build_dataset
-from bau.errors import BauError
-from bau.inference import extract_features
+from bau.core.errors import BauError
+from bau.evaluation.inference import extract_features
 
 SUBSETS = {"train": ("train",), "query": ("query",), "gallery": ("gallery",), "test": ("query", "gallery"),
            "all": ("train", "query", "gallery")}
@@ -56,8 +56,8 @@ def collect_items(names: Sequence[str], root: str, subset: str, cfg: Config, spl
 def extract_to_npz(model: torch.nn.Module, cfg: Config, names: Sequence[str], root: str, subset: str, out_path: str,
                    split: int = 0, progress: bool = False) -> int:
     """Write the features of ``subset`` of datasets ``names`` to the feature file ``out_path``
-    (``bau.feature_file``: the versioned format ``bau analyze`` and the app read); returns the row count."""
-    from bau.feature_file import write_feature_file
+    (``bau.runs.feature_file``: the versioned format ``bau analyze`` and the app read); returns the row count."""
+    from bau.runs.feature_file import write_feature_file
 
     if not out_path.endswith(".npz"):
         raise BauError(f"--out {out_path}: expected a file name ending in .npz")
@@ -97,8 +97,8 @@ def no_progress(fraction: float, text: str) -> None:
 class FeatureSet:
     """Features of a list of images and their labels (every array has one row per image)."""
 
-    key: str  # the cache key (``bau.cache``); derived results key on it
-    checkpoint: Dict[str, Any]  # the checkpoint's identity (``bau.checkpoint.checkpoint_identity``)
+    key: str  # the cache key (``bau.runs.cache``); derived results key on it
+    checkpoint: Dict[str, Any]  # the checkpoint's identity (``bau.runs.checkpoint.checkpoint_identity``)
     features: np.ndarray  # [N, C] float32, L2-normalised
     paths: np.ndarray  # [N] str
     pids: np.ndarray  # [N] int, the datasets' own ids
@@ -191,7 +191,7 @@ def feature_set(checkpoint: str, names: Sequence[str], subset: str, root: str, s
 
     Args:
         checkpoint: the checkpoint file; its identity keys the cache entry, its model
-            (``bau.checkpoint.load_model``) is only loaded on a cache miss.
+            (``bau.runs.checkpoint.load_model``) is only loaded on a cache miss.
         names: dataset names (``market1501``, ``folder:PATH``, ...); their order defines domain indices.
         subset: ``train``, ``query``, ``gallery``, ``test`` (query + gallery) or ``all``.
         root: the datasets' root folder.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 
 def resolve_device(spec: str) -> torch.device:

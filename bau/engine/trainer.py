@@ -12,10 +12,10 @@ A run folder holds::
     last.pt       checkpoint after every epoch, written before that epoch's evaluation; best.pt at
                   the best evaluation (mean mAP over targets)
     results.json  the final evaluation and {"finished": true} once the run is complete
-    .lock         while a trainer writes the folder (``bau.run_lock``)
+    .lock         while a trainer writes the folder (``bau.runs.lock``)
 
 Before the first step every source and target dataset is built and every image header checked
-(``bau.preflight``). Resuming (``bau train --resume RUN``) restarts from ``last.pt`` and reproduces
+(``bau.engine.preflight``). Resuming (``bau train --resume RUN``) restarts from ``last.pt`` and reproduces
 an uninterrupted run exactly on CPU: every epoch re-seeds the RNGs and the sampler from
 ``(seed, epoch)``; log records past the checkpoint are dropped, so no step is logged twice.
 """
@@ -31,23 +31,23 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bau.atomic import atomic_write_json, atomic_write_text
-from bau.checkpoint import load_checkpoint, save_checkpoint
-from bau.config import Config, apply_overrides, config_from_dict, save_config
+from bau.core.atomic import atomic_write_json, atomic_write_text
+from bau.runs.checkpoint import load_checkpoint, save_checkpoint
+from bau.core.config import Config, apply_overrides, config_from_dict, save_config
 from bau.data.loader import build_train_loader
 from bau.data.multisource import MultiSourceTrainSet, training_set
-from bau.device import resolve_device
-from bau.distributed import (DistContext, barrier, broadcast_, convert_batchnorm, init_distributed,
+from bau.core.device import resolve_device
+from bau.engine.distributed import (DistContext, barrier, broadcast_, convert_batchnorm, init_distributed,
                              leave_process_group, rank_device)
-from bau.errors import BauError, describe_os_error
-from bau.evaluation import METRIC_KEYS
-from bau.inference import evaluate_target, extract_features
-from bau.memory import PrototypeMemory
+from bau.core.errors import BauError, describe_os_error
+from bau.evaluation.metrics import METRIC_KEYS
+from bau.evaluation.inference import evaluate_target, extract_features
+from bau.method.memory import PrototypeMemory
 from bau.models.reid import ReIDModel, build_model
-from bau.objective import BAUObjective
-from bau.preflight import check_run_inputs
-from bau.run_lock import RunLock
-from bau.step import NonFiniteLoss, TrainStep
+from bau.method.objective import BAUObjective
+from bau.engine.preflight import check_run_inputs
+from bau.runs.lock import RunLock
+from bau.engine.step import NonFiniteLoss, TrainStep
 
 
 class TrainingDiverged(BauError):
@@ -78,7 +78,7 @@ class Trainer:
     The pieces are built by small overridable class methods (fast-reid's ``DefaultTrainer``
     style), which the benchmarks reuse: ``build_data`` (sources -> one training set ->
     ``build_loader``'s P x K loader), ``build_model``, ``build_memory`` and ``build_optimizer``. The constructor takes
-    the run folder's lock first (one writer per folder, ``bau.run_lock``) and gives it back if
+    the run folder's lock first (one writer per folder, ``bau.runs.lock``) and gives it back if
     anything fails before ``fit``; ``fit`` gives it back when it returns or raises.
     """
 
@@ -277,7 +277,7 @@ class Trainer:
             self.loader.generator.manual_seed(seed)
 
     def train_step(self, batch: Dict[str, torch.Tensor], epoch: int) -> Tuple[Dict[str, float], torch.Tensor]:
-        """One step (``bau.step.TrainStep``); returns the loss values and the batch's domain ids."""
+        """One step (``bau.engine.step.TrainStep``); returns the loss values and the batch's domain ids."""
         try:
             values, dids = self.step_fn(batch)
         except NonFiniteLoss as e:

@@ -45,10 +45,10 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
-from bau.atomic import atomic_write_json, atomic_write_text
-from bau.config import Config, load_config, load_yaml
-from bau.errors import BauError, one_line
-from bau.runs import Run, read_summary, run_status
+from bau.core.atomic import atomic_write_json, atomic_write_text
+from bau.core.config import Config, load_config, load_yaml
+from bau.core.errors import BauError, one_line
+from bau.runs.folder import Run, read_summary, run_status
 
 SWEEP_RUN_FILE = "sweep_run.json"
 # Options that change where or how fast a run computes, not what it learns: not compared.
@@ -164,8 +164,8 @@ def _flat(cfg: Config) -> Dict[str, Any]:
 
 def trained_config(run_dir: str) -> Config:
     """The config a run trained with: its ``config.yaml``, else its ``last.pt``'s."""
-    from bau.checkpoint import load_checkpoint
-    from bau.config import config_from_dict
+    from bau.runs.checkpoint import load_checkpoint
+    from bau.core.config import config_from_dict
 
     if os.path.isfile(os.path.join(run_dir, "config.yaml")):
         return Run(run_dir).config()
@@ -216,7 +216,7 @@ def _remove_run(run_dir: str) -> None:
     """Remove a stale run folder: renamed away first, so a crash never leaves half a folder under its name.
 
     Refused (one line naming the holder) while another trainer holds the folder's lock."""
-    from bau.run_lock import RunLock
+    from bau.runs.lock import RunLock
 
     with RunLock(run_dir):  # nobody is writing it now
         pass
@@ -231,8 +231,8 @@ def _remove_run(run_dir: str) -> None:
 def _train_run(run_dir: str, cfg_dict: Optional[Dict[str, Any]], record: Dict[str, Any], progress: bool,
                echo=print) -> None:
     """Train (``cfg_dict``) or resume (None) the run in ``run_dir``; also the body of a ``--jobs`` process."""
-    from bau.config import config_from_dict
-    from bau.trainer import Trainer, resume_config
+    from bau.core.config import config_from_dict
+    from bau.engine.trainer import Trainer, resume_config
 
     if cfg_dict is None:
         trainer = Trainer(resume_config(run_dir), run_dir, resume=True, progress=progress, echo=echo)

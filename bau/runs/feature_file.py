@@ -18,7 +18,7 @@ Identities are per domain: pid 3 of domain 0 and pid 3 of domain 1 are two peopl
 in the file are ignored. Files written before the version field existed (by ``bau extract``) are
 version 1 and read the same.
 
-``read_feature_file`` validates a file and returns a ``bau.features.FeatureSet`` (its cache is
+``read_feature_file`` validates a file and returns a ``bau.runs.features.FeatureSet`` (its cache is
 ``.bau_cache`` next to the file, keyed by the file's identity like a checkpoint's); every problem
 is one ``BauError`` line naming the file and the array. ``combine_feature_sets`` puts several
 files side by side as several domains.
@@ -30,8 +30,8 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from bau.atomic import atomic_savez
-from bau.errors import BauError
+from bau.core.atomic import atomic_savez
+from bau.core.errors import BauError
 
 FORMAT_VERSION = 1
 VERSION_KEY = "bau_features_version"
@@ -166,10 +166,10 @@ def read_arrays(path: str) -> Dict[str, np.ndarray]:
 
 
 def read_feature_file(path: str):
-    """Feature file ``path`` as a ``bau.features.FeatureSet`` whose cache lives next to the file."""
-    from bau.cache import cache_key
-    from bau.checkpoint import checkpoint_identity
-    from bau.features import feature_set_from_arrays
+    """Feature file ``path`` as a ``bau.runs.features.FeatureSet`` whose cache lives next to the file."""
+    from bau.runs.cache import cache_key
+    from bau.runs.checkpoint import checkpoint_identity
+    from bau.runs.features import feature_set_from_arrays
 
     arrays = read_arrays(path)  # first: a missing or malformed file is its own one-line error
     ident = checkpoint_identity(path)
@@ -182,7 +182,7 @@ def combine_feature_sets(sets: Sequence, files: Sequence[str]):
     A domain name that occurs in two files is prefixed with its file's name (``A:market1501``), so
     every domain stays its own. Feature sizes must agree.
     """
-    from bau.features import FeatureSet
+    from bau.runs.features import FeatureSet
 
     if len(sets) == 1:
         return sets[0]

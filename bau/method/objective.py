@@ -1,4 +1,4 @@
-"""The BAU objective of Eq. 9, wired from the pure loss functions of ``bau.losses``:
+"""The BAU objective of Eq. 9, wired from the pure loss functions of ``bau.method.losses``:
 
     L = L_ce + L_tri + lambda * L_align + L_uniform + L_domain
 
@@ -13,10 +13,10 @@ from typing import Dict, Optional
 import torch
 import torch.nn.functional as F
 
-from bau.config import LossConfig
-from bau.losses import (alignment_loss, batch_hard_triplet, cross_entropy_ls, domain_uniformity_loss,
+from bau.core.config import LossConfig
+from bau.method.losses import (alignment_loss, batch_hard_triplet, cross_entropy_ls, domain_uniformity_loss,
                         reciprocal_weights, uniformity_loss)
-from bau.memory import PrototypeMemory
+from bau.method.memory import PrototypeMemory
 
 
 class BAUObjective:

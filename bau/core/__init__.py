@@ -1,0 +1,1 @@
+"""The small core every stage uses: config, errors, atomic writes, device, registry."""

@@ -1,0 +1,1 @@
+"""Training: the trainer, one step, distributed training, the start-up check, sweeps."""
