@@ -41,6 +41,7 @@ from torch import Tensor
 from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 
+from bau.core.config import RANDAUGMENT_OP_SETS
 from bau.data.randaugment import ReleasedRandAugment
 from bau.core.errors import BauError
 
@@ -64,9 +65,6 @@ ERASE_VALUE = IMAGENET_MEAN
 # The released crop jitter: Pad(10) + RandomCrop at height 256.
 REFERENCE_PAD = 10
 REFERENCE_HEIGHT = 256
-
-RANDAUGMENT_OP_SETS = ("paper", "released")
-
 
 def pad_pixels(height: int) -> int:
     """Padding of the pad + random-crop jitter for images ``height`` pixels tall:
