@@ -148,7 +148,7 @@ def write_report(fs, files: Sequence[str], out: str, max_points: int = 2000, per
     """Write ``report.md``, ``report.json`` and ``tsne.{png,pdf,json}`` for feature set ``fs`` into ``out``.
 
     Args:
-        fs: the features (``bau.runs.feature_file.read_feature_file`` / ``combine_feature_sets``).
+        fs: the features (``bau.runs.features.read_feature_file`` / ``combine_feature_sets``).
         files: the feature files it was read from (for the report).
         out: output folder (created).
         max_points: at most this many images in the t-SNE (``analysis.embedding.sample_rows``); 0: no t-SNE.

@@ -1,6 +1,6 @@
 """t-SNE, geometry and retrieval numbers of a feature set, cached next to it: the Geometry page's
 long computations after the features themselves (a checkpoint's ``bau.runs.features.feature_set``, or a
-feature file, ``bau.runs.feature_file.read_feature_file``, whose cache is next to the file).
+feature file, ``bau.runs.features.read_feature_file``, whose cache is next to the file).
 
 Each result is stored in the features' cache (``bau.runs.cache``: ``.bau_cache`` next to the
 checkpoint) under a key made of the checkpoint's identity, the features' key and every setting,

@@ -85,7 +85,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from analysis.feature_report import write_report
-    from bau.runs.feature_file import combine_feature_sets, read_feature_file
+    from bau.runs.features import combine_feature_sets, read_feature_file
 
     if args.perplexity <= 0:
         raise BauError(f"--perplexity {args.perplexity}: expected a positive number")

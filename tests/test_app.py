@@ -451,7 +451,7 @@ def test_geometry_page(runs, monkeypatch):
 
 
 def test_geometry_page_opens_a_feature_file_of_any_model(runs, monkeypatch):
-    from bau.runs.feature_file import read_feature_file
+    from bau.runs.features import read_feature_file
 
     assert feature_files(runs["root"]) == ["features/broken.npz", "features/foreign.npz", "features/outside.npz"]
     at = _app(runs["root"], monkeypatch).run()

@@ -46,7 +46,7 @@ def test_train_eval_extract(tiny_synth, tiny_run, tmp_path, capsys):
     assert list(z["domain_names"]) == ["folder:synth_a", "folder:synth_c"]
     assert {"train", "query", "gallery"} == set(z["subsets"])
     assert int(z["bau_features_version"]) == 1  # the versioned format of docs/feature_files.md
-    from bau.runs.feature_file import read_feature_file
+    from bau.runs.features import read_feature_file
 
     fs = read_feature_file(str(npz))
     assert fs.domain_names == ["folder:synth_a", "folder:synth_c"] and np.array_equal(fs.features, z["features"])

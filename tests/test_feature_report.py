@@ -14,7 +14,8 @@ import pytest
 from analysis.feature_report import geometry, identity_labels, retrieval
 from bau.cli import main
 from bau.core.errors import BauError
-from bau.runs.feature_file import FORMAT_VERSION, VERSION_KEY, combine_feature_sets, read_arrays, read_feature_file
+from bau.runs.feature_file import FORMAT_VERSION, VERSION_KEY, read_arrays
+from bau.runs.features import combine_feature_sets, read_feature_file
 from tests.brute_geometry import brute_alignment, brute_uniformity, unit
 
 DOC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "feature_files.md")

@@ -18,7 +18,7 @@ from app.paths import feature_files, resolve_inside
 from app.session import ProgressBar, context, model_in_use, show_errors
 from bau.runs.checkpoint import checkpoint_identity
 from bau.evaluation.metrics import METRIC_KEYS
-from bau.runs.feature_file import read_feature_file
+from bau.runs.features import read_feature_file
 from bau.runs.features import FeatureSet, feature_set
 
 SUBSETS = ["query", "gallery", "test", "train", "all"]
