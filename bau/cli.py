@@ -15,7 +15,8 @@ from bau.core.errors import BauError, describe_os_error, one_line
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from bau.core.config import load_config
-    from bau.engine.trainer import Trainer, resume_config
+    from bau.engine.trainer import Trainer
+    from bau.runs.folder import resume_config
 
     if args.resume:
         cfg = resume_config(args.resume, args.overrides)

@@ -37,7 +37,8 @@ def run_demo(out: str, data_dir: str = "data/synthetic", config: Optional[str] =
     from bau.models.reid import build_model
     from bau.core.device import resolve_device
     from bau.evaluation.metrics import METRIC_KEYS
-    from bau.engine.trainer import Trainer, resume_config
+    from bau.engine.trainer import Trainer
+    from bau.runs.folder import resume_config
 
     t0 = time.time()
     if not os.path.isfile(os.path.join(data_dir, "synthetic.json")):

@@ -7,7 +7,8 @@ import torch
 from bau.runs.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from bau.core.config import load_config
 from bau.core.errors import BauError
-from bau.engine.trainer import Trainer, TrainingDiverged, lr_factor, resume_config
+from bau.engine.trainer import Trainer, TrainingDiverged, lr_factor
+from bau.runs.folder import resume_config
 from tests.conftest import tiny_overrides
 
 

@@ -232,7 +232,8 @@ def _train_run(run_dir: str, cfg_dict: Optional[Dict[str, Any]], record: Dict[st
                echo=print) -> None:
     """Train (``cfg_dict``) or resume (None) the run in ``run_dir``; also the body of a ``--jobs`` process."""
     from bau.core.config import config_from_dict
-    from bau.engine.trainer import Trainer, resume_config
+    from bau.engine.trainer import Trainer
+    from bau.runs.folder import resume_config
 
     if cfg_dict is None:
         trainer = Trainer(resume_config(run_dir), run_dir, resume=True, progress=progress, echo=echo)

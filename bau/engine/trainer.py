@@ -31,9 +31,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bau.core.atomic import atomic_write_json, atomic_write_text
+from bau.core.atomic import atomic_write_json
 from bau.runs.checkpoint import load_checkpoint, save_checkpoint
-from bau.core.config import Config, apply_overrides, config_from_dict, save_config
+from bau.core.config import Config, save_config
 from bau.data.loader import build_train_loader
 from bau.data.multisource import MultiSourceTrainSet, training_set
 from bau.core.device import resolve_device
@@ -46,6 +46,7 @@ from bau.method.memory import PrototypeMemory
 from bau.models.reid import ReIDModel, build_model
 from bau.method.objective import BAUObjective
 from bau.engine.preflight import check_run_inputs
+from bau.runs.folder import open_run_folder, remove_orphan_temp_files, truncate_log
 from bau.runs.lock import RunLock
 from bau.engine.step import NonFiniteLoss, TrainStep
 
@@ -388,70 +389,3 @@ def domain_share(slots: np.ndarray, names: List[str]) -> Dict[str, float]:
     """``{source name: fraction of the batch slots it filled}`` from per-domain slot counts."""
     total = int(slots.sum())
     return {n: round(float(c) / total, 4) if total else 0.0 for n, c in zip(names, slots)}
-
-
-def open_run_folder(run_dir: str) -> None:
-    """Create ``run_dir`` (and its parents) or raise one line saying why it cannot be a run folder."""
-    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
-        raise BauError(f"run folder {run_dir}: is a file; expected a folder (or a path that does not exist yet)")
-    try:
-        os.makedirs(run_dir, exist_ok=True)
-    except OSError as e:
-        raise BauError(f"run folder {run_dir}: cannot be created ({e.strerror or e})") from None
-    if not os.access(run_dir, os.W_OK | os.X_OK):
-        raise BauError(f"run folder {run_dir}: not writable; expected a folder this user can write")
-
-
-def remove_orphan_temp_files(run_dir: str) -> List[str]:
-    """Delete the ``.NAME.*.tmp`` files an atomic write leaves when its process is killed mid-write.
-
-    Only called with the run folder's lock held, so no live writer owns them."""
-    removed = []
-    for name in os.listdir(run_dir):
-        if name.startswith(".") and name.endswith(".tmp"):
-            try:
-                os.remove(os.path.join(run_dir, name))
-                removed.append(name)
-            except OSError:
-                pass
-    return removed
-
-
-def truncate_log(log_path: str, step: int, epoch: int, evaluated: bool = True) -> None:
-    """Keep the log records of the first ``step`` steps and ``epoch`` epochs only, so a resumed run
-    never repeats a step (records written after the checkpoint are replayed by the resume).
-
-    ``evaluated=False``: the checkpoint's own epoch was not evaluated yet; its eval records go too.
-    """
-    if not os.path.exists(log_path):
-        return
-    kept = []
-    with open(log_path) as f:
-        for line in f:
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by the interruption
-            if not isinstance(rec, dict):
-                continue
-            event = rec.get("event")
-            if event == "step":
-                keep = rec.get("step", 0) <= step
-            elif event == "eval":
-                keep = rec.get("epoch", 0) < epoch or (evaluated and rec.get("epoch", 0) == epoch)
-            else:
-                keep = rec.get("epoch", 0) <= epoch
-            if keep:
-                kept.append(json.dumps(rec))
-    atomic_write_text(log_path, "".join(k + "\n" for k in kept))
-
-
-def resume_config(run_dir: str, overrides: Optional[List[str]] = None) -> Config:
-    """The config of an existing run (from its last checkpoint), for ``bau train --resume``."""
-    path = os.path.join(run_dir, "last.pt")
-    if not os.path.isfile(path):
-        raise BauError(f"--resume {run_dir}: no last.pt in that folder (nothing to resume; start it with --out)")
-    cfg = config_from_dict(load_checkpoint(path)["config"])
-    if overrides:
-        apply_overrides(cfg, overrides)
-    return cfg.validate()
