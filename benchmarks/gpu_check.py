@@ -183,8 +183,7 @@ def full_fp32(device: torch.device) -> Iterator[None]:
 def loss_terms(step, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
     """The loss terms ``step`` would log for ``batch`` (its forward + Eq. 9, no backward, no update)."""
     with torch.no_grad():
-        terms, _, _ = step.losses(batch)
-    terms.pop("_f_orig")
+        terms = step.losses(batch)[0]
     return {k: float(v) for k, v in terms.items()}
 
 
