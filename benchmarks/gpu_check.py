@@ -11,7 +11,7 @@ and passed its check, 1 otherwise, 3 (one line) without a CUDA device, 2 for bad
    (ResNet-50-IN, 256x128, 64 ids x 4 images, two views = 512 images, per-view BatchNorm,
    channels_last), ``model.pretrained=false``, 13,742 classes in 3 domains (MS+CS+C3: 1,041 +
    11,934 + 767 training ids), a memory of random unit vectors, random images. ``bau.engine.step.TrainStep``
-   exactly as the trainer runs it (``benchmarks.train_step.build_step``: the trainer's builders),
+   exactly as the trainer runs it (``bau.engine.trainer.build_step``: the trainer's builders),
    with AMP on and off: median step time, images/s, peak GPU memory (``max_memory_allocated``).
 2. ``loss``: one fixed batch (16 ids x 4 images, two views, 256x128), the same seeded weights and
    memory, ``train.amp=false``: forward + Eq. 9 on the CPU and on the device, TF32 off. Every
@@ -229,7 +229,7 @@ def _memory_text(gib: Optional[float], rss_mb: Optional[float]) -> str:
 
 
 def section_step(ctx: Context) -> Outcome:
-    from benchmarks.train_step import build_step
+    from bau.engine.trainer import build_step
 
     results: Dict[str, Any] = {}
     rows: Rows = []
@@ -276,7 +276,7 @@ def section_step(ctx: Context) -> Outcome:
 
 
 def section_loss(ctx: Context) -> Outcome:
-    from benchmarks.train_step import build_step
+    from bau.engine.trainer import build_step
 
     cfg = paper_config(ctx.sizes, ["train.amp=false"])
     batch = random_batch(cfg, ctx.layout, ctx.seed + 1, num_ids=ctx.sizes.loss_ids)

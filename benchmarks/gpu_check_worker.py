@@ -35,7 +35,7 @@ import torch.distributed as dist  # noqa: E402
 
 def main() -> None:
     from benchmarks.gpu_check import FULL, TINY, class_layout, paper_config, random_batch, release, synchronize
-    from benchmarks.train_step import build_step
+    from bau.engine.trainer import build_step
     from bau.engine.distributed import CrossRankBatchNorm, DistContext
     from bau.engine.trainer import Trainer
 

@@ -26,7 +26,9 @@ from bau.method.losses import reciprocal_weights
 from bau.runs.folder import Run, discover_runs
 from bau.engine.trainer import Trainer
 from bau.runs.weight_scores import batch_with, weight_scores
-from tests.conftest import tiny_overrides
+from tests.helpers import tiny_overrides
+
+pytestmark = pytest.mark.integration
 
 MAIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app", "main.py")
 SYNTH = ["folder:synth_a", "folder:synth_b", "folder:synth_c"]

@@ -19,7 +19,9 @@ import pytest
 from bau.app_launcher import streamlit_command
 from bau.core.config import load_config
 from bau.engine.trainer import Trainer
-from tests.conftest import tiny_overrides
+from tests.helpers import tiny_overrides
+
+pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -9,6 +9,8 @@ from bau.core.config import load_config
 from bau.models.batchnorm import views_per_batchnorm
 from bau.models.reid import build_model
 
+pytestmark = pytest.mark.unit
+
 
 def _net():
     torch.manual_seed(0)

@@ -10,11 +10,14 @@ import sys
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.integration
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from benchmarks import common, data_pipeline, gpu_check, ranking, reranking, train_step  # noqa: E402
+from bau.engine.trainer import build_step  # noqa: E402
 from bau.evaluation.metrics import evaluate_ranking  # noqa: E402
 from bau.evaluation.reranking import re_ranking  # noqa: E402
 
@@ -263,7 +266,7 @@ def test_gpu_check_loss_terms_are_the_steps_logged_values():
     cfg = gpu_check.paper_config(gpu_check.TINY, ["train.amp=false"])
     layout = gpu_check.class_layout(gpu_check.TINY)
     batch = gpu_check.random_batch(cfg, layout, seed=1)
-    step = train_step.build_step(cfg, layout, torch.device("cpu"), seed=0)
+    step = build_step(cfg, layout, torch.device("cpu"), seed=0)
     terms = gpu_check.loss_terms(step, batch)
     values, _ = step(batch)
     assert set(terms) == set(values) == {"ce", "tri", "align", "uniform", "domain", "total"}

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from bau.cli import main
-from tests.conftest import tiny_overrides
+from tests.helpers import tiny_overrides
+
+pytestmark = pytest.mark.integration
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

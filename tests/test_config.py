@@ -3,6 +3,8 @@ import pytest
 from bau.core.config import Config, load_config, parse_overrides
 from bau.core.errors import BauError
 
+pytestmark = pytest.mark.unit
+
 
 def test_defaults_are_the_papers():
     c = Config()

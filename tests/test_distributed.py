@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from bau.runs.checkpoint import load_checkpoint
-from tests.conftest import tiny_overrides
+from tests.helpers import tiny_overrides
+
+pytestmark = pytest.mark.distributed
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -10,6 +10,8 @@ import bau.evaluation.metrics as ev
 from bau.evaluation.metrics import (distance_matrix, evaluate_features, evaluate_ranking, pairwise_distance,
                             top_k_gallery)
 
+pytestmark = pytest.mark.unit
+
 
 def _brute_force(distmat, q_pids, g_pids, q_camids, g_camids, max_rank):
     """One query at a time, written as the protocol reads (no vectorisation).

@@ -18,6 +18,8 @@ from bau.runs.feature_file import FORMAT_VERSION, VERSION_KEY, read_arrays
 from bau.runs.features import combine_feature_sets, read_feature_file
 from tests.brute_geometry import brute_alignment, brute_uniformity, unit
 
+pytestmark = pytest.mark.unit
+
 DOC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "feature_files.md")
 
 

@@ -23,7 +23,9 @@ from bau.runs.features import lookup_features
 from bau.runs.folder import sweep_runs
 from bau.engine.sweep import run_sweep
 from tests.brute_geometry import brute_alignment, brute_uniformity
-from tests.conftest import tiny_overrides
+from tests.helpers import tiny_overrides
+
+pytestmark = pytest.mark.integration
 
 PS = [0.0, 0.5]
 SEEDS = [1, 2]

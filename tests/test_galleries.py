@@ -15,6 +15,8 @@ from bau.evaluation.metrics import evaluate_ranking
 from bau.models.reid import build_model
 from bau.runs.weight_scores import checkpoint_weight_scores, training_batch, weight_scores
 
+pytestmark = pytest.mark.unit
+
 H, W = 64, 32
 
 

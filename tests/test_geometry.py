@@ -8,6 +8,8 @@ import torch
 from analysis.geometry import alignment, alignment_uniformity, uniformity, uniformity_by_group
 from bau.core.errors import BauError
 
+pytestmark = pytest.mark.unit
+
 
 def unit(rng, n, d, dtype=np.float64):
     x = rng.standard_normal((n, d))
@@ -204,12 +206,10 @@ def test_figure1_geometry_is_blind_to_distractors_in_alignment(tmp_path):
     """``sweep_data.target_geometry`` on a target's query + gallery, read from a Market-named tree with
     and without gallery distractors; features made up per file name (same file, same feature)."""
     import os
-    import sys
     import zlib
     from types import SimpleNamespace
 
-    sys.path.insert(0, os.path.dirname(__file__))
-    import fake_layouts as fl
+    from tests import fake_layouts as fl
 
     from analysis.sweep_data import target_geometry
     from bau.core.config import Config

@@ -13,6 +13,8 @@ from bau.core.config import Config, load_config
 from bau.core.errors import BauError
 from bau.models.reid import ReIDModel, build_model
 
+pytestmark = pytest.mark.unit
+
 H, W = 64, 32
 
 

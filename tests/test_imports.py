@@ -13,8 +13,6 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.unit  # but the subprocess test below, which is integration
-
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGES = ("bau", "analysis", "app")
 # Streamlit page scripts: they draw a page when run and are run by Streamlit (tests/test_app.py), never imported.
@@ -99,6 +97,7 @@ def find_cycle(graph):
     return None
 
 
+@pytest.mark.unit
 def test_the_import_graph_has_no_cycle():
     graph = import_graph()
     assert len(graph) > 80 and "bau.core.config" in graph and "analysis.figure1" in graph
@@ -106,6 +105,7 @@ def test_the_import_graph_has_no_cycle():
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
+@pytest.mark.unit
 def test_the_cycle_finder_sees_function_level_imports_and_package_inits():
     # a function-level import back into the importer's package is a cycle through the package's __init__
     graph = {"low": {"low.reader"}, "low.reader": {"high.writer", "high"}, "high": {"high.writer"},
@@ -117,6 +117,7 @@ def test_the_cycle_finder_sees_function_level_imports_and_package_inits():
     assert "bau.app_launcher" in import_graph()["bau.cli"]
 
 
+@pytest.mark.unit
 def test_the_config_layer_imports_no_stage():
     """The config declares its choices itself; the modules that implement them import it, not the reverse."""
     graph = import_graph()

@@ -14,6 +14,8 @@ from bau.data.samplers import ImageGroupSampler, PKSampler
 from bau.data.transforms import build_test_transform, build_transforms
 from bau.core.errors import BauError
 
+pytestmark = pytest.mark.unit
+
 H, W = 32, 16
 
 

@@ -16,6 +16,8 @@ from bau.method.losses import (
     uniformity_loss,
 )
 
+pytestmark = pytest.mark.unit
+
 
 def _unit(*shape, seed=0, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)

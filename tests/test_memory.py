@@ -8,6 +8,8 @@ import torch.nn.functional as F
 from bau.core.errors import BauError
 from bau.method.memory import PrototypeMemory
 
+pytestmark = pytest.mark.unit
+
 
 def _features(n, d, seed):
     return torch.randn(n, d, generator=torch.Generator().manual_seed(seed))

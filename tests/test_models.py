@@ -9,6 +9,8 @@ from bau.models.backbones import BACKBONES, ResNet50IN
 from bau.models.pretrained import packaged_mobilenetv2_path, resolve_weights
 from bau.models.reid import GeM, build_model
 
+pytestmark = pytest.mark.unit
+
 
 def test_gem_matches_formula():
     x = torch.rand(2, 3, 4, 2) + 0.1

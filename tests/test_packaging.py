@@ -8,6 +8,8 @@ import yaml
 
 from bau.core.config import load_config
 
+pytestmark = pytest.mark.unit
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

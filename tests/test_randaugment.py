@@ -13,6 +13,8 @@ from bau.data import randaugment as ra
 from bau.data.randaugment import RELEASED_OPS, ReleasedRandAugment
 from bau.core.errors import BauError
 
+pytestmark = pytest.mark.unit
+
 OPS = {op.name: op for op in RELEASED_OPS}
 
 # Values at magnitude 10 of 30: low + (10 / 30) (high - low).

@@ -15,6 +15,8 @@ import torch
 
 from bau.evaluation.reranking import re_ranking
 
+pytestmark = pytest.mark.unit
+
 
 def _reference_re_ranking(q_g, q_q, g_g, k1, k2, lam):
     num_q, num_g = q_g.shape

@@ -11,6 +11,8 @@ from bau.core.config import Config
 from bau.data.samplers import SAMPLERS, ImageGroupSampler, PKSampler, batches_of_one_pass, build_sampler, image_groups
 from bau.core.errors import BauError
 
+pytestmark = pytest.mark.unit
+
 
 def make_pids(counts):
     """pid ``i`` gets ``counts[i]`` consecutive dataset indices."""

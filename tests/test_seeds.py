@@ -7,6 +7,8 @@ from bau.core.errors import BauError
 from bau.runs.folder import Run
 from bau.runs.statistics import Spread, paired_difference, runs_by_seed, seed_of, spread
 
+pytestmark = pytest.mark.unit
+
 # t(0.975, 2), from a printed t-table (4.303) to more digits
 T_975_2 = 4.302652729749
 

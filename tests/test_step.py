@@ -5,9 +5,10 @@ import torch
 from bau.core.config import load_config
 from bau.method.objective import BAUObjective
 from bau.engine.step import NonFiniteLoss
-from bau.engine.trainer import Trainer
-from benchmarks.train_step import build_step
-from tests.conftest import tiny_overrides
+from bau.engine.trainer import Trainer, build_step
+from tests.helpers import tiny_overrides
+
+pytestmark = pytest.mark.unit
 
 
 def _step(root, **extra):

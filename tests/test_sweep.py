@@ -5,8 +5,11 @@ import pytest
 import yaml
 
 from bau.core.errors import BauError
-from bau.engine.sweep import expand_grid, load_sweep, read_summary, run_sweep
-from tests.conftest import tiny_overrides
+from bau.engine.sweep import expand_grid, load_sweep, run_sweep
+from bau.runs.folder import read_summary
+from tests.helpers import tiny_overrides
+
+pytestmark = pytest.mark.integration
 
 
 def test_expand_grid_names_labels_overrides():

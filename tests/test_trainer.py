@@ -9,7 +9,9 @@ from bau.core.config import load_config
 from bau.core.errors import BauError
 from bau.engine.trainer import Trainer, TrainingDiverged, lr_factor
 from bau.runs.folder import resume_config
-from tests.conftest import tiny_overrides
+from tests.helpers import tiny_overrides
+
+pytestmark = pytest.mark.integration
 
 
 def _train(root, run_dir, **extra):

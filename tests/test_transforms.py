@@ -14,6 +14,8 @@ from bau.data.transforms import (EXCLUDED_RANDAUGMENT_OPS, IMAGENET_MEAN, IMAGEN
                                  denormalize, pad_pixels)
 from bau.core.errors import BauError
 
+pytestmark = pytest.mark.unit
+
 H, W = 32, 16
 
 

@@ -48,7 +48,7 @@ import yaml
 from bau.core.atomic import atomic_write_json, atomic_write_text
 from bau.core.config import Config, load_config, load_yaml
 from bau.core.errors import BauError, one_line
-from bau.runs.folder import Run, read_summary, run_status
+from bau.runs.folder import Run, run_status
 
 SWEEP_RUN_FILE = "sweep_run.json"
 # Options that change where or how fast a run computes, not what it learns: not compared.

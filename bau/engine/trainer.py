@@ -25,7 +25,7 @@ import json
 import os
 import random
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple, Type
 
 import numpy as np
 import torch
@@ -384,6 +384,34 @@ class Trainer:
             atomic_write_json(os.path.join(self.run_dir, "results.json"), final)
         return final
 
+
+def build_step(cfg: Config, train_set: MultiSourceTrainSet, device: torch.device, seed: int,
+               step_class: Type[TrainStep] = TrainStep,
+               wrap: Optional[Callable[[torch.nn.Module], Tuple[torch.nn.Module, torch.nn.Module]]] = None,
+               **step_kwargs) -> TrainStep:
+    """A ``TrainStep`` outside a training run (benchmarks, the GPU check, tests): the trainer's pieces for
+    ``cfg`` on ``device``, built by its own builders and seeded with ``seed``.
+
+    The model (train mode) comes from ``Trainer.build_model`` (initialised on the CPU, so a seed
+    gives the same weights on every device); ``wrap(model) -> (model, net)``, if given, converts it
+    before the optimiser is built (e.g. synchronised BatchNorm and DDP: ``net`` is what the step
+    calls). The memory bank is initialised with random unit vectors (the trainer starts from class
+    means; any unit vectors do for timing). ``train_set`` needs only ``num_classes`` and
+    ``class_domains``. Returns ``step_class(cfg, model, objective, optimizer, memory, device, ...)``.
+    """
+    torch.manual_seed(seed)
+    model = Trainer.build_model(cfg, train_set.num_classes, device).train()
+    net = model
+    if wrap is not None:
+        model, net = wrap(model)
+        step_kwargs["net"] = net
+    memory = Trainer.build_memory(cfg, train_set, model.feat_dim, device)
+    if memory is not None:
+        g = torch.Generator().manual_seed(seed)
+        memory.initialise(torch.randn(train_set.num_classes, model.feat_dim, generator=g),
+                          torch.arange(train_set.num_classes))
+    optimizer, _ = Trainer.build_optimizer(cfg, model)
+    return step_class(cfg, model, BAUObjective(cfg.loss, memory), optimizer, memory, device, **step_kwargs)
 
 def domain_share(slots: np.ndarray, names: List[str]) -> Dict[str, float]:
     """``{source name: fraction of the batch slots it filled}`` from per-domain slot counts."""
