@@ -13,7 +13,9 @@
   the statistics themselves are ``bau.runs.statistics``) and ``save_figure``, which writes PNG + PDF + the
   plotted numbers.
 
-Everything here is a function over arrays, models or checkpoints; the figure scripts that call
-them live elsewhere. Modules import their heavy dependencies (matplotlib, grad-cam) themselves, so
+The library modules are functions over arrays, models or checkpoints. The scripts that call them
+live here too, one per figure or table: ``analysis.figure1``, ``figure2``, ``figure4``, ``figure5``,
+``tables`` and ``effects`` (``python -m analysis.figure1 --sweep RUNS --out FIGURES``), which select
+runs of a sweep through ``analysis.sweep_data``. Modules import their heavy dependencies (matplotlib, grad-cam) themselves, so
 ``import analysis.geometry`` stays light.
 """
