@@ -1,5 +1,6 @@
-# The README's two commands: `make demo` (the embedded default end to end) and `make test`.
-# Both create .venv when missing and install everything first, so they work on a fresh clone.
+# The README's commands: `make demo` (the embedded default end to end), `make test` (ruff, then every
+# test tier) and `make test-fast` (the unit tier).
+# Each creates .venv when missing and installs everything first, so they work on a fresh clone.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,7 +8,7 @@ STAMP := $(VENV)/.bau-installed
 # pip takes these two from this machine's disk; any other version downloads several GB.
 TORCH_PIN := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: demo test install clean-venv
+.PHONY: demo test test-fast lint install clean-venv
 
 install: $(STAMP)
 
@@ -27,8 +28,16 @@ $(BROWSER_STAMP): scripts/install_browser.sh $(STAMP)
 	bash scripts/install_browser.sh $(PY)
 	touch $(BROWSER_STAMP)
 
-test: $(STAMP) $(BROWSER_STAMP)
+# ruff first (line length, import order, pyflakes; configured in pyproject.toml), then every test tier.
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+test: lint $(BROWSER_STAMP)
 	$(PY) -m pytest -q
+
+# The unit tier only (pytest -m unit): under a minute.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m unit
 
 clean-venv:
 	rm -rf $(VENV)

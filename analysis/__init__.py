@@ -8,12 +8,13 @@
   the t-SNE pair and the report of ``bau analyze``; the app's Geometry page shows the same numbers.
 - ``analysis.plotting``: the shared style (colours per method and per domain, figure sizes), the
   marks for numbers over seeds (mean ± std bars, paired differences with their 95 % interval;
-  the statistics themselves are ``bau.seeds``) and ``save_figure``, which writes PNG + PDF + the
+  the statistics themselves are ``bau.runs.statistics``) and ``save_figure``, which writes PNG + PDF + the
   plotted numbers.
 
-The measures themselves (alignment, Eq. 1, and uniformity, Eq. 2) are ``bau.geometry``: the
-trainer logs them at every evaluation. The figure scripts (``analysis.figure1``, ``figure2``,
-``figure4``, ``figure5``, ``tables``, ``effects``) live here too, one per figure, and only plot
-and write what the run layer (``bau.runs``, ``bau.seeds``) reads. Modules import their heavy
-dependencies (matplotlib, grad-cam) themselves.
+The measures themselves (alignment, Eq. 1, and uniformity, Eq. 2) are ``bau.evaluation.geometry``:
+the trainer logs them at every evaluation. The scripts that call the library modules live here too, one
+per figure or table: ``analysis.figure1``, ``figure2``, ``figure4``, ``figure5``, ``tables`` and
+``effects`` (``python -m analysis.figure1 --sweep RUNS --out FIGURES``), which select runs of a sweep
+through ``analysis.sweep_data`` and only plot and write what the run layer (``bau.runs``) reads.
+Modules import their heavy dependencies (matplotlib, grad-cam) themselves.
 """

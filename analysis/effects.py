@@ -2,7 +2,7 @@
 
     python -m analysis.effects --sweep runs/sweep_demo --out figures/
 
-Each effect is a paired comparison per training seed (``bau.seeds.paired_difference``: the
+Each effect is a paired comparison per training seed (``bau.runs.statistics.paired_difference``: the
 difference of two runs that share a seed, then its mean and 95% t-interval over the seeds). An
 effect *holds* when the whole interval lies on the side the paper claims, *is contradicted* when
 it lies entirely on the other side, and is *not shown* otherwise. The effects, as the paper states
@@ -36,9 +36,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from analysis.sweep_data import (UNCONVERGED_MARK, cell_at, cell_convergence, cells_by_p, choose_target, dataset_label,
                                  echo_for, metric_percent, paired_cells, run_cli, run_features, select_runs,
                                  sweep_arguments, target_geometry)
-from bau.atomic import atomic_write_json, atomic_write_text
-from bau.runs import Run, sweep_runs
-from bau.seeds import PairedDifference
+from bau.core.atomic import atomic_write_json, atomic_write_text
+from bau.runs.folder import Run, sweep_runs
+from bau.runs.statistics import PairedDifference
 
 
 def verdict(diff: PairedDifference, claimed_sign: int) -> str:

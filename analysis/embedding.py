@@ -23,7 +23,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 
 def available_backends() -> list:

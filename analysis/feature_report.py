@@ -1,7 +1,7 @@
 """Diagnostics of any re-ID model's features: the numbers and pictures of ``bau analyze`` and the app.
 
-The input is a ``bau.features.FeatureSet``: a checkpoint's cached features, or a feature file
-written by ``bau extract`` or by any other model (``bau.feature_file``, docs/feature_files.md).
+The input is a ``bau.runs.features.FeatureSet``: a checkpoint's cached features, or a feature file
+written by ``bau extract`` or by any other model (``bau.runs.feature_file``, docs/feature_files.md).
 Every number is computed on the L2-normalised features (the unit hypersphere of Eqs. 1-2; the
 retrieval distance is 2 - 2 cos, as in every re-ID evaluation):
 
@@ -10,7 +10,7 @@ retrieval distance is 2 - 2 cos, as in every re-ID evaluation):
   people, and negative pids (distractors, junk) are no identity (``identity_labels``);
   uniformity L_uniform (Eq. 2) over all images, and per domain. Lower is better for both.
 - ``retrieval``: CMC / mAP / mINP of each domain's query against its gallery (Market protocol,
-  ``bau.inference.rank_split``), for the domains whose ``subsets`` have both.
+  ``bau.evaluation.inference.rank_split``), for the domains whose ``subsets`` have both.
 - ``domain_summary``: images, identities and subset sizes per domain.
 
 ``write_report`` writes what ``bau analyze`` promises: ``report.md`` (short, readable),
@@ -24,8 +24,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from bau.errors import BauError
-from bau.evaluation import METRIC_KEYS
+from bau.core.errors import BauError
+from bau.evaluation.metrics import METRIC_KEYS
 
 
 def identity_labels(pids: np.ndarray, domains: np.ndarray) -> np.ndarray:
@@ -47,7 +47,7 @@ def geometry(fs) -> Dict[str, Any]:
         or None}, "num_images", "num_identities", "note"}``; alignment is None (and ``note`` says why)
         when no identity has two images; a domain with one image has no uniformity (None).
     """
-    from bau.geometry import alignment, uniformity, uniformity_by_group
+    from bau.evaluation.geometry import alignment, uniformity, uniformity_by_group
 
     ids = identity_labels(fs.pids, fs.domains)
     note = ""
@@ -80,7 +80,7 @@ def retrieval(fs) -> Dict[str, Dict[str, Any]]:
         "skipped": {name: why}}``: a domain without query or gallery images, or whose queries have no
         true match in another camera, is skipped with the reason.
     """
-    from bau.inference import rank_split
+    from bau.evaluation.inference import rank_split
 
     per_domain, skipped = {}, {}
     items = list(zip(fs.paths, fs.pids.tolist(), fs.camids.tolist()))  # (path, pid, camid) as rank_split takes them
@@ -148,7 +148,7 @@ def write_report(fs, files: Sequence[str], out: str, max_points: int = 2000, per
     """Write ``report.md``, ``report.json`` and ``tsne.{png,pdf,json}`` for feature set ``fs`` into ``out``.
 
     Args:
-        fs: the features (``bau.feature_file.read_feature_file`` / ``combine_feature_sets``).
+        fs: the features (``bau.runs.features.read_feature_file`` / ``combine_feature_sets``).
         files: the feature files it was read from (for the report).
         out: output folder (created).
         max_points: at most this many images in the t-SNE (``analysis.embedding.sample_rows``); 0: no t-SNE.
@@ -160,7 +160,7 @@ def write_report(fs, files: Sequence[str], out: str, max_points: int = 2000, per
     """
     from analysis.embedding import plot_tsne, plot_tsne_identities, sample_rows, tsne
     from analysis.plotting import figure, save_figure
-    from bau.atomic import atomic_write_json, atomic_write_text
+    from bau.core.atomic import atomic_write_json, atomic_write_text
 
     if max_points < 0:
         raise BauError(f"--max-points {max_points}: expected 0 (no t-SNE) or a positive number")

@@ -11,7 +11,7 @@ Panels, all against the augmentation probability p:
 (c) uniformity -L_uniform (higher = more uniform) of the OOD baseline's features on the source
     domains' training images (pooled; at most --max-per-domain per domain) and on the target;
 (d) when the sweep has BAU runs: the paired difference BAU - OOD baseline in target mAP per p
-    (per seed, then the mean and its 95 % t-interval; ``bau.seeds.paired_difference``).
+    (per seed, then the mean and its 95 % t-interval; ``bau.runs.statistics.paired_difference``).
 
 A second figure, ``figure1_training``, shows the same quantities OVER TRAINING for the lowest and
 the highest p, by epoch, from the evaluations every run logged (``log.jsonl``; ``eval.geometry``): (e) target
@@ -38,7 +38,7 @@ Runs are picked by their labels in the sweep's summary.json:
 Writes ``<out>/figure1.png``, ``.pdf`` and ``.json``: per plotted point the mean, std, n and per-seed
 values with the runs they come from (``performance``, ``geometry``, ``difference``), and the
 geometry of every run (``geometry_runs``). Features are extracted once per run and cached next to
-its checkpoint (``bau.features.feature_set``).
+its checkpoint (``bau.runs.features.feature_set``).
 """
 from __future__ import annotations
 
@@ -51,8 +51,8 @@ import numpy as np
 from analysis.sweep_data import (cell_numbers, cells_by_p, choose_target, convergence_columns, dataset_label, echo_for,
                                  metric_percent, p_of, paired_by_p, recorded, run_cli, run_features, select_runs,
                                  sweep_arguments, target_geometry, unconverged_note)
-from bau.runs import Run, sweep_runs
-from bau.seeds import seed_of
+from bau.runs.folder import Run, sweep_runs
+from bau.runs.statistics import seed_of
 
 # Colours of the two quantities of panel (b): neither is a method, a domain or ID/OOD, so not
 # the blue/orange those have in panels (a) and (c): near-black and the colour-blind palette's purple.
@@ -62,7 +62,7 @@ UNIFORM_COLOR = (0.8, 0.471, 0.737)
 
 def _run_geometry(r: Run, target: str, args: argparse.Namespace, echo) -> Dict[str, Any]:
     """Panels (b) and (c) of one run: its target geometry and source/target uniformity."""
-    from bau.geometry import uniformity
+    from bau.evaluation.geometry import uniformity
 
     tf = run_features(r, [target], "test", root=args.data_root, device=args.device, echo=echo)
     geo = target_geometry(tf)
@@ -126,7 +126,7 @@ TRAINING_KEYS = ("mAP", "L_align", "L_uniform", "L_uniform_source")
 def training_curves(cell: Dict[int, Run], target: str) -> Dict[str, List[Dict[str, Any]]]:
     """Per logged quantity (``TRAINING_KEYS``), ``[{"epoch", "mean", "std", "n"}, ...]`` over the cell's
     seeds at every epoch all of them evaluated (``Run.curve`` by epoch: seeds share epochs, not steps)."""
-    from bau.seeds import spread
+    from bau.runs.statistics import spread
 
     out: Dict[str, List[Dict[str, Any]]] = {}
     for key in TRAINING_KEYS:

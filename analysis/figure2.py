@@ -37,7 +37,7 @@ import numpy as np
 
 from analysis.sweep_data import (METHOD_NAMES, add_run_seed_option, choose_target, echo_for, p_of, run_cli, runs_of_seed,
                                  select_runs, sweep_arguments)
-from bau.runs import Run, same_value, sweep_runs
+from bau.runs.folder import Run, same_value, sweep_runs
 
 ROW_METHODS = ("baseline", "bau")
 
@@ -45,7 +45,7 @@ ROW_METHODS = ("baseline", "bau")
 def pick_images(run: Run, target: str, num: int, root: Optional[str]) -> List[str]:
     """``num`` query images of ``target`` spread evenly over its query list (deterministic)."""
     from bau.data.datasets import build_dataset
-    from bau.errors import BauError
+    from bau.core.errors import BauError
 
     cfg = run.config()
     ds = build_dataset(target, root or cfg.data.root, split=0, split_seed=cfg.data.split_seed,
@@ -62,9 +62,9 @@ def compute(args: argparse.Namespace) -> Dict[str, Any]:
     import torch
 
     from analysis.gradcam import cam_layer, gradcam_map, load_test_image, overlay
-    from bau.checkpoint import model_from_checkpoint
-    from bau.errors import BauError
-    from bau.device import resolve_device
+    from bau.runs.checkpoint import model_from_checkpoint
+    from bau.core.errors import BauError
+    from bau.core.device import resolve_device
 
     echo = echo_for(args)
     runs, run_seed = runs_of_seed(sweep_runs(args.sweep), args.run_seed, args.sweep)  # one model per panel
@@ -168,7 +168,7 @@ def plot(data: Dict[str, Any]):
 
 def _body(args: argparse.Namespace) -> None:
     from analysis.plotting import save_figure
-    from bau.atomic import atomic_path
+    from bau.core.atomic import atomic_path
 
     data = compute(args)
     public = {k: v for k, v in data.items() if not k.startswith("_")}

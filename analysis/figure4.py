@@ -37,8 +37,8 @@ import numpy as np
 from analysis.sweep_data import (METHOD_NAMES, add_run_seed_option, cell_numbers, cells_by_p, choose_target,
                                  dataset_label, echo_for, line_style, method_of, one_run, p_of, recorded, run_cli,
                                  run_features, runs_of_seed, select_runs, sweep_arguments, target_geometry)
-from bau.runs import Run, sweep_runs
-from bau.seeds import seed_of
+from bau.runs.folder import Run, sweep_runs
+from bau.runs.statistics import seed_of
 
 GEOMETRY_METHODS = ("baseline", "bau")
 
@@ -67,7 +67,7 @@ def compute_geometry(args: argparse.Namespace, runs: List[Run]) -> Dict[str, Any
 def tsne_panel(run: Run, target: str, args: argparse.Namespace) -> Dict[str, Any]:
     """Training features of ``run``'s sources + the target's test features, their t-SNE and per-domain uniformity."""
     from analysis.embedding import tsne
-    from bau.geometry import uniformity_by_group
+    from bau.evaluation.geometry import uniformity_by_group
 
     echo = echo_for(args)
     sources = list(run.config().data.sources)

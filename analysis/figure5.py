@@ -5,7 +5,7 @@
 (a) ``figure5a``: mAP (%) on the target against the augmentation probability p, BAU with and
     without the weighting (Eq. 5 vs Eq. 3): the mean over the runs' seeds (sweep label ``seed``)
     with ± std bars; next to it the paired difference BAU - BAU w/o weighting per p (per seed,
-    then the mean and its 95 % t-interval; ``bau.seeds.paired_difference``).
+    then the mean and its 95 % t-interval; ``bau.runs.statistics.paired_difference``).
 (b) ``figure5b``: the weight scores w (Eq. 4) of one P x K batch of training images drawn as in
     training (seeded by --seed): original views on top, their augmented views below, with w of
     each augmented view with its own original, ordered from low to high w (--columns of them,
@@ -33,8 +33,8 @@ from typing import Any, Dict, Optional, Sequence
 from analysis.sweep_data import (METHOD_NAMES, add_run_seed_option, cell_numbers, cells_by_p, choose_target,
                                  dataset_label, echo_for, line_style, metric_percent, one_run, p_of, paired_by_p, run_cli,
                                  runs_of_seed, select_runs, sweep_arguments)
-from bau.runs import sweep_runs
-from bau.seeds import seed_of
+from bau.runs.folder import sweep_runs
+from bau.runs.statistics import seed_of
 
 WEIGHTING_METHODS = ("bau", "bau_noweight")
 
@@ -87,8 +87,8 @@ def plot_performance(data: Dict[str, Any]):
 def _body(args: argparse.Namespace) -> None:
     from analysis.galleries import plot_weight_gallery, select_evenly
     from analysis.plotting import save_figure
-    from bau.device import resolve_device
-    from bau.weight_scores import checkpoint_weight_scores
+    from bau.core.device import resolve_device
+    from bau.runs.weight_scores import checkpoint_weight_scores
 
     echo = echo_for(args)
 

@@ -1,6 +1,6 @@
 """Image galleries: the weight scores of augmented views (Figure 5b) and ranked retrieval lists.
 
-Weight gallery: ``bau.weight_scores`` draws a P x K batch of training images the way training
+Weight gallery: ``bau.runs.weight_scores`` draws a P x K batch of training images the way training
 draws one, an original and an augmented view per image, and computes ``w[i, i]`` (Eq. 4): the
 weight of each augmented view with its own original. The gallery shows them sorted by ``w``
 (badly corrupted views first), originals on top, augmented views below.
@@ -15,9 +15,9 @@ from typing import Any, List, NamedTuple, Optional, Sequence
 
 import numpy as np
 
-from bau.errors import BauError
-from bau.evaluation import top_k_gallery
-from bau.weight_scores import WeightedPair
+from bau.core.errors import BauError
+from bau.evaluation.metrics import top_k_gallery
+from bau.runs.weight_scores import WeightedPair
 
 
 def select_evenly(pairs: Sequence[Any], num: int) -> List[Any]:
@@ -34,7 +34,7 @@ def plot_weight_gallery(pairs: Sequence[WeightedPair], num: Optional[int] = 8, p
     """Figure 5b: original views on the top row, their augmented views below, ``w`` above each column.
 
     Args:
-        pairs: from ``bau.weight_scores.WeightScores.pairs`` (sorted by weight).
+        pairs: from ``bau.runs.weight_scores.WeightScores.pairs`` (sorted by weight).
         num: columns, picked evenly from low to high weight (None: all pairs).
         panel_width: inches per column.
 
@@ -70,8 +70,8 @@ def retrieval_ranking(distmat_row: Any, q_pid: int, q_cam: int, g_pids: Any, g_c
     """Rank a gallery for one query, Market-1501 protocol.
 
     Gallery entries with the query's identity AND camera are removed (not re-identification), as
-    in ``bau.evaluation.evaluate_ranking``; ties keep gallery order (stable sort); a negative gallery
-    pid (distractor) is never a match. Computed by ``bau.evaluation.top_k_gallery``.
+    in ``bau.evaluation.metrics.evaluate_ranking``; ties keep gallery order (stable sort); a negative gallery
+    pid (distractor) is never a match. Computed by ``bau.evaluation.metrics.top_k_gallery``.
 
     Args:
         distmat_row: ``[G]`` distances of the query to every gallery image (smaller = closer).

@@ -41,7 +41,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 
 class EmbeddingOutput(nn.Module):
@@ -307,7 +307,7 @@ def gradcam_across_checkpoints(checkpoints: Sequence[str], image_path: str, labe
     """One image explained by several checkpoints (Figure 2: models trained at different
     augmentation probabilities p).
 
-    Each checkpoint is rebuilt with ``bau.checkpoint.model_from_checkpoint``; the image goes
+    Each checkpoint is rebuilt with ``bau.runs.checkpoint.model_from_checkpoint``; the image goes
     through that run's test transform (its own ``data.height x data.width``).
 
     Args:
@@ -319,7 +319,7 @@ def gradcam_across_checkpoints(checkpoints: Sequence[str], image_path: str, labe
     Returns:
         ``[(label, overlay uint8 [H, W, 3]), ...]`` in the order given.
     """
-    from bau.checkpoint import model_from_checkpoint
+    from bau.runs.checkpoint import model_from_checkpoint
 
     if len(checkpoints) != len(labels):
         raise BauError(f"Grad-CAM across checkpoints: {len(checkpoints)} checkpoints but {len(labels)} labels")

@@ -23,8 +23,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from bau.atomic import atomic_path  # noqa: E402
-from bau.errors import BauError  # noqa: E402
+from bau.core.atomic import atomic_path  # noqa: E402
+from bau.core.errors import BauError  # noqa: E402
 
 # One colour per method across all figures (colour-blind-safe "colorblind" palette entries).
 _CB = sns.color_palette("colorblind", 10)
@@ -105,7 +105,7 @@ def plot_spreads(ax, rows: Sequence[Mapping[str, Any]], name: str, x: str = "p",
     """A line through ``rows``' means of ``name`` against ``x``, with ± std error bars (none where n = 1).
 
     Args:
-        rows: data-file rows with ``x``, ``{name}_mean`` and ``{name}_std`` (``bau.seeds.Spread.columns``).
+        rows: data-file rows with ``x``, ``{name}_mean`` and ``{name}_std`` (``bau.runs.statistics.Spread.columns``).
         style: ``color``, ``label``, ``marker``, ``linestyle``, ... as for ``ax.plot``.
     """
     std = [np.nan if r[f"{name}_std"] is None else r[f"{name}_std"] for r in rows]
@@ -118,7 +118,7 @@ def plot_differences(ax, rows: Sequence[Mapping[str, Any]], name: str, x: str = 
 
     Args:
         rows: data-file rows with ``{name}_mean``, ``{name}_ci_low``, ``{name}_ci_high``, ``{name}_n``
-            (``bau.seeds.PairedDifference.columns``). Rows without a paired seed are left out; with
+            (``bau.runs.statistics.PairedDifference.columns``). Rows without a paired seed are left out; with
             one pair there is a point and no bar.
     """
     ax.axhline(0.0, color="0.35", linewidth=0.8, linestyle=":", zorder=1)

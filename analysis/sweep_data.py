@@ -12,13 +12,13 @@ axes: ``method`` and ``aug_prob`` in the shipped sweeps). The scripts pick runs 
     aug_prob  p, the probability of each augmentation (``data.aug_prob``)
 
 Reading runs (``bau.runs``: ``sweep_runs``, ``Run``), loading models and caching features
-(``bau.features.feature_set``, in ``.bau_cache`` next to each checkpoint) is the run layer's, shared
+(``bau.runs.features.feature_set``, in ``.bau_cache`` next to each checkpoint) is the run layer's, shared
 with ``bau sweep`` and the app. What this module adds for the scripts:
 
 - ``select_runs`` / ``one_run`` / ``choose_target``: runs by label, finished ones only (anything
   else is a ``BauError`` naming the run and what to do), sorted by p;
 - ``cells_by_p`` / ``spread_of``: the runs of a method grouped per p, each cell keyed by seed
-  (``bau.seeds.runs_by_seed``: runs that differ in more than the seed are an error naming both),
+  (``bau.runs.statistics.runs_by_seed``: runs that differ in more than the seed are an error naming both),
   and a number's mean, std and n over a cell's seeds; ``runs_of_seed``: the runs of one training
   seed, for the panels that show one model (a t-SNE, Grad-CAM, a weight gallery);
 - ``run_features``: a run's features for a script: the run's ``last.pt`` (the model the final
@@ -37,10 +37,10 @@ import os
 import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from bau.errors import BauError
-from bau.features import FeatureSet, feature_set
-from bau.runs import Run, same_value, select
-from bau.seeds import (SEED, Convergence, PairedDifference, Spread, convergence, paired_difference, runs_by_seed,
+from bau.core.errors import BauError
+from bau.runs.features import FeatureSet, feature_set
+from bau.runs.folder import Run, same_value, select
+from bau.runs.statistics import (SEED, Convergence, PairedDifference, Spread, convergence, paired_difference, runs_by_seed,
                        seed_of, spread)
 
 # A cell is flagged as still improving when its mean late gain in mAP exceeds the spread of its final
@@ -108,7 +108,7 @@ def select_runs(runs: Sequence[Run], sweep_dir: str, required: bool = True, skip
     """The runs whose labels match ``labels`` (a value or a list of accepted values), sorted by p.
 
     Args:
-        runs: from ``bau.runs.sweep_runs``.
+        runs: from ``bau.runs.folder.sweep_runs``.
         sweep_dir: for messages.
         required: no matching run is a ``BauError`` (else an empty list).
         skip_unfinished: leave unfinished runs out instead of raising.
@@ -147,7 +147,7 @@ def cells_by_p(runs: Sequence[Run], what: str) -> List[Tuple[float, Dict[int, Ru
     """``[(p, {seed: run})]`` sorted by p: the runs of one method (from ``select_runs``) per p, over seeds.
 
     Raises:
-        BauError: two runs at one p differ in more than the seed (``bau.seeds.runs_by_seed``).
+        BauError: two runs at one p differ in more than the seed (``bau.runs.statistics.runs_by_seed``).
     """
     cells: List[Tuple[float, List[Run]]] = []
     for run in runs:
@@ -187,7 +187,7 @@ def cell_numbers(cell: Dict[int, Run], values: Dict[str, Callable[[Run], float]]
 
 def cell_convergence(cell: Dict[int, Run], target: str, key: str = "mAP") -> Convergence:
     """Whether the runs of a cell were still improving at the end: their learning curves of ``key`` on
-    ``target`` (``Run.curve``, the logged evaluations) through ``bau.seeds.convergence``."""
+    ``target`` (``Run.curve``, the logged evaluations) through ``bau.runs.statistics.convergence``."""
     return convergence({s: r.curve(target, key) for s, r in cell.items()}, floor=CONVERGENCE_FLOOR)
 
 
@@ -280,7 +280,7 @@ def choose_target(runs: Sequence[Run], target: Optional[str] = None) -> str:
 def run_features(run: Run, names: Sequence[str], subset: str, root: Optional[str] = None,
                  device: str = "cpu", max_per_domain: Optional[int] = None, seed: int = 0,
                  echo: Callable[[str], None] = lambda s: None) -> FeatureSet:
-    """Features of ``run``'s ``last.pt`` on ``subset`` of datasets ``names`` (``bau.features.feature_set``).
+    """Features of ``run``'s ``last.pt`` on ``subset`` of datasets ``names`` (``bau.runs.features.feature_set``).
 
     Args:
         run: the run.
@@ -292,7 +292,7 @@ def run_features(run: Run, names: Sequence[str], subset: str, root: Optional[str
         seed: seed of that sample.
         echo: progress messages.
     """
-    from bau.device import resolve_device
+    from bau.core.device import resolve_device
 
     if max_per_domain is not None and max_per_domain < 2:
         raise BauError(f"--max-per-domain {max_per_domain}: expected at least 2 images per domain")
@@ -303,7 +303,7 @@ def run_features(run: Run, names: Sequence[str], subset: str, root: Optional[str
 
 def target_geometry(features: FeatureSet) -> Dict[str, float]:
     """Alignment (Eq. 1, positives = same pid) and uniformity (Eq. 2) of L2-normalised features."""
-    from bau.geometry import alignment_uniformity
+    from bau.evaluation.geometry import alignment_uniformity
 
     return alignment_uniformity(features.features, features.pids, normalize=True)
 

@@ -24,7 +24,7 @@ several settings. Runs trained on their own
 target (``baseline_id``: the target is a source) are in-distribution and not part of any table.
 
 Seeds: every cell is the mean over the runs that match it and differ only in their training seed
-(sweep label ``seed``; ``bau.seeds``), written ``31.6 ± 1.2 (n=3)`` (sample std; a single seed is
+(sweep label ``seed``; ``bau.runs.statistics``), written ``31.6 ± 1.2 (n=3)`` (sample std; a single seed is
 ``31.6 (n=1)``). The average over settings is the mean over the seeds every setting has of the
 per-seed average. Runs that match one cell and differ in anything else (two sweeps, a lambda
 axis) are an error naming both runs; nothing is picked silently.
@@ -43,9 +43,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from analysis.sweep_data import UNCONVERGED_MARK, base_dataset, cell_convergence, dataset_label, run_cli
-from bau.errors import BauError
-from bau.runs import Run, same_value, sweep_runs
-from bau.seeds import SEED, PairedDifference, Spread, paired_difference, runs_by_seed, seed_of, spread
+from bau.core.errors import BauError
+from bau.runs.folder import Run, same_value, sweep_runs
+from bau.runs.statistics import SEED, PairedDifference, Spread, paired_difference, runs_by_seed, seed_of, spread
 
 CHECK = "\u2713"
 # Loss switches of the full objective (Eq. 9) and the augmentation switches: the fixed context
@@ -291,7 +291,7 @@ def build_table(table: Table, entries: List[Tuple[Setting, Run, Dict[str, Any]]]
     """The rows of one table some run matches, over seeds (rows no run matches are left out).
 
     Raises:
-        BauError: runs that match one cell differ in more than the seed (``bau.seeds.runs_by_seed``).
+        BauError: runs that match one cell differ in more than the seed (``bau.runs.statistics.runs_by_seed``).
     """
     settings: List[Setting] = []
     for setting, _, _ in entries:
@@ -435,7 +435,7 @@ def build_tables(sweeps: Sequence[str], p: float = 0.5, note: Callable[[str], No
 
 
 def _body(args: argparse.Namespace) -> None:
-    from bau.atomic import atomic_write_text
+    from bau.core.atomic import atomic_write_text
 
     note = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
     tables = build_tables(args.sweep, args.p, note)

@@ -10,9 +10,9 @@
 The pages live in ``app/views/``; ``app/main.py`` draws the shared sidebar (``app.session``) and
 routes to them with ``st.navigation``. What the app shows comes from the run layer it shares with
 ``bau sweep`` and the figure scripts: ``bau.runs`` (finding and reading run and sweep folders),
-``bau.checkpoint.load_model`` (models, kept in memory per checkpoint), ``bau.features.feature_set``
-(features, cached in ``.bau_cache`` next to each checkpoint, ``bau.cache``) and
-``bau.weight_scores`` (Eq. 4); the analysis itself comes from ``analysis`` (geometry, t-SNE,
+``bau.runs.checkpoint.load_model`` (models, kept in memory per checkpoint), ``bau.runs.features.feature_set``
+(features, cached in ``.bau_cache`` next to each checkpoint, ``bau.runs.cache``) and
+``bau.runs.weight_scores`` (Eq. 4); the analysis itself comes from ``analysis`` (geometry, t-SNE,
 Grad-CAM, retrieval ranking). The modules under the pages hold no Streamlit code and are tested
 on their own: ``app.paths`` (the runs root, the "stay inside it" rule, the check of every typed
 path), ``app.runs`` (the Runs page's tables), ``app.embeddings`` (cached t-SNE and geometry of a

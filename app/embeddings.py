@@ -1,8 +1,8 @@
 """t-SNE, geometry and retrieval numbers of a feature set, cached next to it: the Geometry page's
-long computations after the features themselves (a checkpoint's ``bau.features.feature_set``, or a
-feature file, ``bau.feature_file.read_feature_file``, whose cache is next to the file).
+long computations after the features themselves (a checkpoint's ``bau.runs.features.feature_set``, or a
+feature file, ``bau.runs.features.read_feature_file``, whose cache is next to the file).
 
-Each result is stored in the features' cache (``bau.cache``: ``.bau_cache`` next to the
+Each result is stored in the features' cache (``bau.runs.cache``: ``.bau_cache`` next to the
 checkpoint) under a key made of the checkpoint's identity, the features' key and every setting,
 so revisiting the page with the same choices is a file read, and a retrained checkpoint drops
 them together with its features. Functions that take long accept a ``progress(fraction, text)``
@@ -14,8 +14,8 @@ from typing import Callable, Dict, Tuple
 
 import numpy as np
 
-from bau.cache import cache_key
-from bau.features import FeatureSet, Progress, no_progress
+from bau.runs.cache import cache_key
+from bau.runs.features import FeatureSet, Progress, no_progress
 
 
 def cached_tsne(fs: FeatureSet, max_points: int = 1500, perplexity: float = 30.0, seed: int = 0,

@@ -17,7 +17,7 @@ if _REPO not in sys.path:
 import streamlit as st  # noqa: E402
 
 from app.session import build_context, set_context  # noqa: E402
-from bau.errors import BauError  # noqa: E402
+from bau.core.errors import BauError  # noqa: E402
 
 st.set_page_config(page_title="bau", page_icon=":material/person_search:", layout="wide")
 

@@ -18,8 +18,8 @@ import argparse
 import os
 from typing import List, Optional, Sequence
 
-from bau.errors import BauError
-from bau.runs import visible_walk
+from bau.core.errors import BauError
+from bau.runs.folder import visible_walk
 
 # Set by ``bau.app_launcher`` / the tests when ``--runs`` cannot be passed on the command line.
 RUNS_ENV = "BAU_APP_RUNS"
@@ -95,7 +95,7 @@ def resolve_inside(root: str, path: str, what: str = "path") -> str:
 def feature_files(root: str) -> List[str]:
     """Every ``.npz`` under the runs folder ``root``, as paths relative to it, sorted.
 
-    The folders visited are ``bau.runs.discover_runs``' (``visible_walk``). A listed file is still
+    The folders visited are ``bau.runs.folder.discover_runs``' (``visible_walk``). A listed file is still
     opened through ``resolve_inside`` (it may be a symlink leading out).
     """
     found = []

@@ -12,9 +12,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import pandas as pd
 
-from bau.errors import BauError
-from bau.runs import Run
-from bau.seeds import spread
+from bau.core.errors import BauError
+from bau.runs.folder import Run
+from bau.runs.statistics import spread
 
 # Columns of a step record that are bookkeeping, not loss terms.
 STEP_META = ("event", "epoch", "iter", "step", "lr", "time_s")
@@ -26,7 +26,7 @@ def log_frames(run: Run) -> Tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(log.steps), pd.DataFrame(log.evals)
 
 
-# The geometry every evaluation logs (bau.trainer, eval.geometry): Eq. 1 and Eq. 2 of the target's
+# The geometry every evaluation logs (bau.engine.trainer, eval.geometry): Eq. 1 and Eq. 2 of the target's
 # features, Eq. 2 of the fixed source sample.
 GEOMETRY_KEYS = {"L_align": "L_align (target)", "L_uniform": "L_uniform (target)",
                  "L_uniform_source": "L_uniform (source sample)"}
@@ -75,9 +75,9 @@ def runs_table(runs: Sequence[Run]) -> pd.DataFrame:
 
 
 def sweep_state_table(sweep_dir: str) -> pd.DataFrame:
-    """``bau sweep --status`` of a sweep folder (``bau.sweep_status``): one row per run with its state
+    """``bau sweep --status`` of a sweep folder (``bau.engine.sweep_status``): one row per run with its state
     (pending, queued, running, preempted, finished, failed), job id, last logged step and detail."""
-    from bau.sweep_status import sweep_rows
+    from bau.engine.sweep_status import sweep_rows
 
     table = pd.DataFrame(sweep_rows(sweep_dir), columns=["run", "state", "job", "step", "detail"])
     return table.rename(columns={"step": "last step"})
@@ -139,7 +139,7 @@ def short_names(names: List[str]) -> Dict[str, str]:
 
 def mean_over_seeds(table: pd.DataFrame, x: str, y: str, color: Optional[str] = None) -> pd.DataFrame:
     """One row per (``x``, ``color``) point of a sweep table: ``mean``, ``std`` (None for n = 1) and
-    ``n`` of ``y`` over the runs' ``seed`` label (``bau.seeds.spread``). Without a ``seed`` column
+    ``n`` of ``y`` over the runs' ``seed`` label (``bau.runs.statistics.spread``). Without a ``seed`` column
     (or when it is the x axis or the lines) every run is its own point, n = 1.
     """
     keys = [x] + ([color] if color else [])

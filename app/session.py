@@ -9,8 +9,8 @@ Errors a user can cause (a corrupt checkpoint, a path outside the runs folder or
 a missing dataset) are ``BauError``s: ``show_errors`` turns them into an ``st.error`` box in the
 page and the app keeps running.
 
-Runs, models and cached features come from the run layer (``bau.runs``, ``bau.checkpoint.load_model``,
-``bau.features.feature_set``); what is Streamlit's here is the short-lived cache of the run list
+Runs, models and cached features come from the run layer (``bau.runs``, ``bau.runs.checkpoint.load_model``,
+``bau.runs.features.feature_set``); what is Streamlit's here is the short-lived cache of the run list
 (``st.cache_data``) and one lock per checkpoint shared by all sessions (``st.cache_resource``).
 """
 from __future__ import annotations
@@ -26,9 +26,9 @@ import streamlit as st
 import torch
 
 from app.paths import resolve_data_root, resolve_inside, runs_root_from
-from bau.cache import DiskCache
-from bau.errors import BauError
-from bau.runs import Run, discover_runs
+from bau.runs.cache import DiskCache
+from bau.core.errors import BauError
+from bau.runs.folder import Run, discover_runs
 
 OTHER_CHECKPOINT = "other file..."
 _KEY = "_bau_context"

@@ -19,7 +19,7 @@ import threading
 import time
 from typing import List, Sequence
 
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 APP_MAIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app", "main.py")
 

@@ -10,12 +10,13 @@ import os
 import sys
 from typing import List, Optional
 
-from bau.errors import BauError, describe_os_error, one_line
+from bau.core.errors import BauError, describe_os_error, one_line
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from bau.config import load_config
-    from bau.trainer import Trainer, resume_config
+    from bau.core.config import load_config
+    from bau.engine.trainer import Trainer
+    from bau.runs.folder import resume_config
 
     if args.resume:
         cfg = resume_config(args.resume, args.overrides)
@@ -36,15 +37,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _device(spec: str):
-    from bau.device import resolve_device
+    from bau.core.device import resolve_device
 
     return resolve_device(spec)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from bau.atomic import atomic_write_json
-    from bau.checkpoint import model_from_checkpoint
-    from bau.inference import evaluate_target
+    from bau.core.atomic import atomic_write_json
+    from bau.runs.checkpoint import model_from_checkpoint
+    from bau.evaluation.inference import evaluate_target
 
     model, ckpt, cfg = model_from_checkpoint(args.checkpoint, _device(args.device))
     if args.workers is not None:
@@ -72,8 +73,8 @@ def model_device(model):
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    from bau.checkpoint import model_from_checkpoint
-    from bau.features import extract_to_npz
+    from bau.runs.checkpoint import model_from_checkpoint
+    from bau.runs.features import extract_to_npz
 
     model, ckpt, cfg = model_from_checkpoint(args.checkpoint, _device(args.device))
     root = args.data_root or cfg.data.root
@@ -85,7 +86,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
     from analysis.feature_report import write_report
-    from bau.feature_file import combine_feature_sets, read_feature_file
+    from bau.runs.features import combine_feature_sets, read_feature_file
 
     if args.perplexity <= 0:
         raise BauError(f"--perplexity {args.perplexity}: expected a positive number")
@@ -133,11 +134,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from bau.cluster import OPTION_KEYS
-    from bau.sweep import run_sweep
+    from bau.engine.cluster import OPTION_KEYS
+    from bau.engine.sweep import run_sweep
 
     if args.status:
-        from bau.sweep_status import format_rows, sweep_rows
+        from bau.engine.sweep_status import format_rows, sweep_rows
 
         print(format_rows(sweep_rows(args.out)))
         return 0

@@ -14,9 +14,9 @@ import os
 import time
 from typing import List, Optional
 
-from bau.atomic import atomic_write_json
-from bau.config import load_config
-from bau.errors import BauError
+from bau.core.atomic import atomic_write_json
+from bau.core.config import load_config
+from bau.core.errors import BauError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -33,11 +33,12 @@ def run_demo(out: str, data_dir: str = "data/synthetic", config: Optional[str] =
     import torch
 
     from bau.data.synthetic import format_stats, generate
-    from bau.inference import evaluate_target
+    from bau.evaluation.inference import evaluate_target
     from bau.models.reid import build_model
-    from bau.device import resolve_device
-    from bau.evaluation import METRIC_KEYS
-    from bau.trainer import Trainer, resume_config
+    from bau.core.device import resolve_device
+    from bau.evaluation.metrics import METRIC_KEYS
+    from bau.engine.trainer import Trainer
+    from bau.runs.folder import resume_config
 
     t0 = time.time()
     if not os.path.isfile(os.path.join(data_dir, "synthetic.json")):

@@ -39,7 +39,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from bau.atomic import atomic_write_json  # noqa: E402
+from bau.core.atomic import atomic_write_json  # noqa: E402
 
 MB = 2.0**20
 

@@ -43,7 +43,7 @@ import torch  # noqa: E402
 
 from benchmarks.common import (Report, describe_machine_line, measure_memory, print_table,  # noqa: E402
                                time_repeated, write_json)
-from bau.config import load_config  # noqa: E402
+from bau.core.config import load_config  # noqa: E402
 from bau.data.loader import TrainImageSet, build_train_loader  # noqa: E402
 from bau.data.transforms import build_original_transform, build_train_transform  # noqa: E402
 

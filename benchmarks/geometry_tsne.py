@@ -60,7 +60,7 @@ def _run(task: str, args: Dict, queue) -> None:
 
     torch.set_num_threads(args["threads"])
     from analysis.embedding import tsne
-    from bau.geometry import alignment, uniformity
+    from bau.evaluation.geometry import alignment, uniformity
 
     n = args["tsne_n"] if task == "tsne" else args["n"]
     feats, pids = make_features(n, args["dim"], args["ids"])
@@ -133,7 +133,7 @@ def main() -> None:
         print(f"{task:20s} n={r['n']:6d}  value {r['value']:+.5f}  wall {r['wall_s']:7.1f} s  cpu {r['cpu_s']:7.1f} s  "
               f"extra peak {r['extra_peak_mb']:6.0f} MB (process {r['process_peak_mb']:5.0f} MB){note}", flush=True)
     if args["json"]:
-        from bau.atomic import atomic_write_json
+        from bau.core.atomic import atomic_write_json
 
         atomic_write_json(args["json"], {"args": args, "results": results})
 

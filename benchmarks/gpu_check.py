@@ -10,8 +10,8 @@ and passed its check, 1 otherwise, 3 (one line) without a CUDA device, 2 for bad
 1. ``step``: the paper configuration's training step: ``experiments/protocol2/ms_cs_c3-m.yaml``
    (ResNet-50-IN, 256x128, 64 ids x 4 images, two views = 512 images, per-view BatchNorm,
    channels_last), ``model.pretrained=false``, 13,742 classes in 3 domains (MS+CS+C3: 1,041 +
-   11,934 + 767 training ids), a memory of random unit vectors, random images. ``bau.step.TrainStep``
-   exactly as the trainer runs it (``benchmarks.train_step.build_step``: the trainer's builders),
+   11,934 + 767 training ids), a memory of random unit vectors, random images. ``bau.engine.step.TrainStep``
+   exactly as the trainer runs it (``bau.engine.trainer.build_step``: the trainer's builders),
    with AMP on and off: median step time, images/s, peak GPU memory (``max_memory_allocated``).
 2. ``loss``: one fixed batch (16 ids x 4 images, two views, 256x128), the same seeded weights and
    memory, ``train.amp=false``: forward + Eq. 9 on the CPU and on the device, TF32 off. Every
@@ -19,7 +19,7 @@ and passed its check, 1 otherwise, 3 (one line) without a CUDA device, 2 for bad
    (what fp32 training uses) is reported, not checked.
 3. ``torchrun``: ``python -m torch.distributed.run --standalone --nproc_per_node=1
    benchmarks/gpu_check_worker.py``: NCCL (gloo on the CPU), every BatchNorm converted by
-   ``bau.distributed.convert_batchnorm`` (SyncBatchNorm on CUDA), DDP, one paper-config
+   ``bau.engine.distributed.convert_batchnorm`` (SyncBatchNorm on CUDA), DDP, one paper-config
    ``TrainStep(net=ddp, dist=DistContext(...))``. Its loss must equal the plain step's on the same
    weights and batch (1e-3, relative). With one process torch's SyncBatchNorm skips the cross-rank
    reduction (world size 1): this checks NCCL, the conversion, DDP and the step's wiring, not the
@@ -28,7 +28,7 @@ and passed its check, 1 otherwise, 3 (one line) without a CUDA device, 2 for bad
    ``benchmarks.ranking.market_like_features`` on the device: ``evaluate_features`` (distances and
    ranking block by block), ``distance_matrix`` and ``evaluate_ranking`` of the full matrix, all with
    the torch backend; the same matrix ranked by NumPy on the CPU must give identical numbers (1e-9).
-5. ``reranking``: ``bau.reranking.re_ranking`` of Market-sized distances
+5. ``reranking``: ``bau.evaluation.reranking.re_ranking`` of Market-sized distances
    (``benchmarks.reranking.make_distances``) with its dense pass on the device, against the same
    on the CPU: mAP within 1e-4.
 6. ``gradcam``: ``analysis.gradcam.gradcam_map`` of the paper model (BatchNorm statistics from one
@@ -71,9 +71,9 @@ import torch  # noqa: E402
 
 from benchmarks.common import (Report, current_rss_mb, describe_machine_line, peak_rss_mb, print_table,  # noqa: E402
                                reset_peak_rss, time_repeated)
-from bau.config import Config, load_config  # noqa: E402
+from bau.core.config import Config, load_config  # noqa: E402
 from bau.data.multisource import MultiSourceTrainSet  # noqa: E402
-from bau.errors import BauError  # noqa: E402
+from bau.core.errors import BauError  # noqa: E402
 from bau.models.reid import input_memory_format  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -183,8 +183,7 @@ def full_fp32(device: torch.device) -> Iterator[None]:
 def loss_terms(step, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
     """The loss terms ``step`` would log for ``batch`` (its forward + Eq. 9, no backward, no update)."""
     with torch.no_grad():
-        terms, _, _ = step.losses(batch)
-    terms.pop("_f_orig")
+        terms = step.losses(batch)[0]
     return {k: float(v) for k, v in terms.items()}
 
 
@@ -230,7 +229,7 @@ def _memory_text(gib: Optional[float], rss_mb: Optional[float]) -> str:
 
 
 def section_step(ctx: Context) -> Outcome:
-    from benchmarks.train_step import build_step
+    from bau.engine.trainer import build_step
 
     results: Dict[str, Any] = {}
     rows: Rows = []
@@ -277,7 +276,7 @@ def section_step(ctx: Context) -> Outcome:
 
 
 def section_loss(ctx: Context) -> Outcome:
-    from benchmarks.train_step import build_step
+    from bau.engine.trainer import build_step
 
     cfg = paper_config(ctx.sizes, ["train.amp=false"])
     batch = random_batch(cfg, ctx.layout, ctx.seed + 1, num_ids=ctx.sizes.loss_ids)
@@ -350,7 +349,7 @@ def section_torchrun(ctx: Context) -> Outcome:
 
 def section_ranking(ctx: Context) -> Outcome:
     from benchmarks.ranking import compare_metrics, market_like_features
-    from bau.evaluation import distance_matrix, evaluate_features, evaluate_ranking
+    from bau.evaluation.metrics import distance_matrix, evaluate_features, evaluate_ranking
 
     s = ctx.sizes
     start = time.perf_counter()
@@ -396,8 +395,8 @@ def section_ranking(ctx: Context) -> Outcome:
 
 def section_reranking(ctx: Context) -> Outcome:
     from benchmarks.reranking import make_distances
-    from bau.evaluation import evaluate_ranking
-    from bau.reranking import re_ranking
+    from bau.evaluation.metrics import evaluate_ranking
+    from bau.evaluation.reranking import re_ranking
 
     s = ctx.sizes
     distances, labels = make_distances(s.rerank_queries, s.rerank_gallery, ctx.seed)
@@ -441,7 +440,7 @@ def calibrate_batchnorm(model: torch.nn.Module, images: torch.Tensor) -> None:
 
 def section_gradcam(ctx: Context) -> Outcome:
     from analysis.gradcam import MIN_CELLS, cam_layer, gradcam_cells, gradcam_map
-    from bau.trainer import Trainer
+    from bau.engine.trainer import Trainer
 
     cfg = paper_config(ctx.sizes)
     h, w = cfg.data.height, cfg.data.width
@@ -563,7 +562,7 @@ def main(argv: Optional[List[str]] = None) -> int:
               "benchmarks/train_step.py --config paper times it on the CPU at a reduced P)", file=sys.stderr)
         return 2
     try:
-        from bau.device import resolve_device
+        from bau.core.device import resolve_device
 
         device = resolve_device(args.device)
     except BauError as e:

@@ -3,13 +3,13 @@
     python -m torch.distributed.run --standalone --nproc_per_node=1 benchmarks/gpu_check_worker.py \\
         --device cuda --out worker.json [--tiny]
 
-Joins the process group (NCCL on CUDA, gloo on the CPU; at world size 1 ``bau.distributed.
+Joins the process group (NCCL on CUDA, gloo on the CPU; at world size 1 ``bau.engine.distributed.
 init_distributed`` would skip it, so the worker joins it itself), then on one random paper-config
 batch (``gpu_check.random_batch``):
 
 1. the plain ``TrainStep``'s loss (the single-process reference);
 2. the same seeded model as the trainer wraps it (``Trainer.build_net``: every BatchNorm converted
-   by ``bau.distributed.convert_batchnorm``, SyncBatchNorm on CUDA, CrossRankBatchNorm on the CPU,
+   by ``bau.engine.distributed.convert_batchnorm``, SyncBatchNorm on CUDA, CrossRankBatchNorm on the CPU,
    and DDP), and one
    ``TrainStep(net=ddp, dist=DistContext(...))`` on the same batch: its loss and time, then (not
    with ``--tiny``) a second step's time.
@@ -35,9 +35,9 @@ import torch.distributed as dist  # noqa: E402
 
 def main() -> None:
     from benchmarks.gpu_check import FULL, TINY, class_layout, paper_config, random_batch, release, synchronize
-    from benchmarks.train_step import build_step
-    from bau.distributed import CrossRankBatchNorm, DistContext
-    from bau.trainer import Trainer
+    from bau.engine.trainer import build_step
+    from bau.engine.distributed import CrossRankBatchNorm, DistContext
+    from bau.engine.trainer import Trainer
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cuda")

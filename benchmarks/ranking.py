@@ -6,11 +6,11 @@ per camera and at least one gallery image in each of those cameras, so every que
 matches in other cameras *and* same-camera "junk" that the protocol ignores. 2,798 gallery images
 are distractors that match nothing (pid 0, or -1: a negative pid is a distractor for bau). Features
 are random (identity centre + camera offset + noise, L2-normalised) and the float32
-squared-Euclidean distances come from ``bau.evaluation.pairwise_distance``, so exact ties are rare.
+squared-Euclidean distances come from ``bau.evaluation.metrics.pairwise_distance``, so exact ties are rare.
 
 Three measurements on the same matrix:
 
-* ``bau``: ``bau.evaluation.evaluate_ranking(distmat, q_pids, g_pids, q_camids, g_camids, max_rank)``;
+* ``bau``: ``bau.evaluation.metrics.evaluate_ranking(distmat, q_pids, g_pids, q_camids, g_camids, max_rank)``;
 * ``loop``: the way most re-ID code does it (``per_query_loop`` below, written from the Market
   protocol): argsort the whole matrix, then for each query drop the same-id same-camera entries,
   cumulative-sum the matches, and read CMC, AP and INP off it. Its argsort is stable by default,
@@ -24,7 +24,7 @@ ratios); its peak memory is measured once in a fresh process (``--memory fresh``
 mINP as the loop to 1e-9.
 
 ``--msmt``: MSMT17's test size, 11,659 queries x 82,161 gallery (3,060 identities, 15 cameras,
-2,048-d features): the 3.8 GB distance matrix is never built. ``bau.evaluation.evaluate_features``
+2,048-d features): the 3.8 GB distance matrix is never built. ``bau.evaluation.metrics.evaluate_features``
 computes and ranks the distances block by block; the script prints its time and peak memory (one
 call, in this process, on top of the features), against the floor of one block (its distance
 product and its ``np.argsort``, alternated ``--repeats`` times) scaled up to all the queries, and
@@ -51,7 +51,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.common import (Report, Timing, describe_machine_line, in_fresh_process,  # noqa: E402
                                measure_memory, print_table, time_repeated)
-from bau.evaluation import evaluate_features, evaluate_ranking, feature_block_rows, pairwise_distance  # noqa: E402
+from bau.evaluation.metrics import evaluate_features, evaluate_ranking, feature_block_rows, pairwise_distance  # noqa: E402
 
 TARGET_FLOOR_RATIO = 0.7
 TOLERANCE = 1e-9
@@ -227,7 +227,7 @@ VARIANTS: Dict[str, Callable[[RankingProblem, int], object]] = {
     "argsort": run_argsort,
 }
 LABELS = {
-    "bau": "bau.evaluation.evaluate_ranking",
+    "bau": "bau.evaluation.metrics.evaluate_ranking",
     "loop": "per-query NumPy loop (usual re-ID code)",
     "argsort": "np.argsort(distmat, axis=1) (floor)",
 }
@@ -428,7 +428,7 @@ def main_msmt(args: argparse.Namespace) -> Dict[str, object]:
     print()
     print_table(["implementation", "s", "x argsort floor", "x distances + argsort", "NumPy peak MB",
                  "RSS peak growth MB"],
-                [["bau.evaluation.evaluate_features", seconds, seconds / floor_argsort, seconds / floor_total,
+                [["bau.evaluation.metrics.evaluate_features", seconds, seconds / floor_argsort, seconds / floor_total,
                   memory.traced_peak_mb, memory.rss_growth_mb]])
     print(f"(one call in this process; memory on top of the {(f.q_feats.nbytes + f.g_feats.nbytes) / 2**20:,.0f} MB "
           f"of features; floors: one block's times x {blocks:.1f})")

@@ -1,4 +1,4 @@
-"""k-reciprocal re-ranking: ``bau.reranking.re_ranking`` against the dense NumPy version most re-ID code uses.
+"""k-reciprocal re-ranking: ``bau.evaluation.reranking.re_ranking`` against the dense NumPy version most re-ID code uses.
 
 The problem is the one of ``benchmarks/ranking.py`` (Market-1501's structure: identities seen by
 2-6 of 6 cameras, one query per camera, same-camera junk, pid 0/-1 distractors, random features),
@@ -6,7 +6,7 @@ scaled to ``--queries x --gallery``. The default, 1,000 x 5,000, fits any laptop
 version needs several ``(Q + G)^2`` arrays, so Market's full 3,368 x 15,913 costs it ~8 GB and
 minutes (``--queries 3368 --gallery 15913`` runs it anyway). The inputs are what ``bau eval
 --rerank`` passes: float32 query-gallery, query-query and gallery-gallery distances from
-``bau.evaluation.pairwise_distance``; k1 = 20, k2 = 6, lambda = 0.3 (Zhong et al.'s defaults).
+``bau.evaluation.metrics.pairwise_distance``; k1 = 20, k2 = 6, lambda = 0.3 (Zhong et al.'s defaults).
 
 ``dense_re_ranking`` below is the reference, written from the algorithm of Zhong et al. (CVPR 2017)
 the way the widespread NumPy implementation does it: the full ``N x N`` (N = Q + G) distance matrix,
@@ -16,7 +16,7 @@ local query expansion over the k2 nearest rows; the Jaccard distance through an 
 the non-zero entries of ``V``'s columns; and ``(1 - lambda) * jaccard + lambda * distance``.
 
 Both are timed ``--repeats`` times (median) and their peak memory measured once each in a fresh
-process. Both re-ranked matrices are scored with ``bau.evaluation.evaluate_ranking``. Targets: bau
+process. Both re-ranked matrices are scored with ``bau.evaluation.metrics.evaluate_ranking``. Targets: bau
 at least 3x faster, at most half the peak memory, mAP equal to 1e-6.
 
     python benchmarks/reranking.py                                   # 1,000 x 5,000
@@ -38,8 +38,8 @@ import torch  # noqa: E402
 from benchmarks.common import (Report, describe_machine_line, in_fresh_process, measure_memory, peak_of,  # noqa: E402
                                print_table, time_repeated)
 from benchmarks.ranking import market_like_features  # noqa: E402
-from bau.evaluation import evaluate_ranking, pairwise_distance  # noqa: E402
-from bau.reranking import re_ranking  # noqa: E402
+from bau.evaluation.metrics import evaluate_ranking, pairwise_distance  # noqa: E402
+from bau.evaluation.reranking import re_ranking  # noqa: E402
 
 TARGET_SPEEDUP = 3.0
 TARGET_MEMORY_FRACTION = 0.5
@@ -169,7 +169,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, object]:
     labels_list = [labels["q_pids"], labels["g_pids"], labels["q_camids"], labels["g_camids"]]
     before = evaluate_ranking(distances[0], *labels_list)
     outputs: Dict[str, np.ndarray] = {}
-    names = {"bau": "bau.reranking.re_ranking", "dense": f"dense NumPy reference (V {args.v_dtype})"}
+    names = {"bau": "bau.evaluation.reranking.re_ranking", "dense": f"dense NumPy reference (V {args.v_dtype})"}
     rows = []
     for name, label in names.items():
         # No warm-up call: each call allocates afresh anyway, and at Market size one costs minutes.

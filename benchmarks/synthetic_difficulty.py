@@ -2,7 +2,7 @@
 
 Reads (or generates) the synthetic domains of ``bau.data.synthetic`` and, for each target
 domain, ranks its gallery for every query with hand-made colour histograms, scored with the
-Market protocol (same-id same-camera gallery entries ignored) by ``bau.evaluation.evaluate_ranking``.
+Market protocol (same-id same-camera gallery entries ignored) by ``bau.evaluation.metrics.evaluate_ranking``.
 Three histogram variants, from naive to careful:
 
 * ``hsv-global``: one joint HSV histogram (8x4x4 bins) of the whole image;
@@ -35,7 +35,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bau.evaluation import evaluate_ranking  # noqa: E402
+from bau.evaluation.metrics import evaluate_ranking  # noqa: E402
 
 MARKET_NAME = re.compile(r"^(-?\d+)_c(\d+)")
 Item = Tuple[str, int, int]

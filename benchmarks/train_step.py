@@ -1,6 +1,6 @@
 """The training step on the CPU: the plain path against the fast one, and both against the bare model.
 
-A step is ``bau.step.TrainStep`` on a batch from the real training loader, exactly as
+A step is ``bau.engine.step.TrainStep`` on a batch from the real training loader, exactly as
 ``bau train`` runs it (built with the trainer's own builders): the wait for the batch, one forward
 pass over the original and augmented views, the objective of Eq. 9, the backward pass, the Adam
 step and the prototype update (Eq. 7). Two paths are timed alternately in one run:
@@ -32,7 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
-from typing import Callable, Dict, List, Optional, Tuple, Type
+from typing import Dict, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -40,11 +40,9 @@ import torch  # noqa: E402
 import torchvision  # noqa: E402
 
 from benchmarks.common import Report, describe_machine_line, print_table  # noqa: E402
-from bau.config import Config, load_config  # noqa: E402
-from bau.data.multisource import MultiSourceTrainSet  # noqa: E402
-from bau.objective import BAUObjective  # noqa: E402
-from bau.step import TrainStep  # noqa: E402
-from bau.trainer import Trainer  # noqa: E402
+from bau.core.config import Config, load_config  # noqa: E402
+from bau.engine.step import TrainStep  # noqa: E402
+from bau.engine.trainer import Trainer, build_step  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET_RATIO = 0.8
@@ -73,34 +71,6 @@ class TimedStep(TrainStep):
         out = super().forward(images, views)
         self.times["forward"] = time.perf_counter() - start
         return out
-
-
-def build_step(cfg: Config, train_set: MultiSourceTrainSet, device: torch.device, seed: int,
-               step_class: Type[TrainStep] = TrainStep,
-               wrap: Optional[Callable[[torch.nn.Module], Tuple[torch.nn.Module, torch.nn.Module]]] = None,
-               **step_kwargs) -> TrainStep:
-    """The trainer's pieces for ``cfg`` on ``device``, built by its own builders and seeded with ``seed``.
-
-    The model (train mode) comes from ``Trainer.build_model`` (initialised on the CPU, so a seed
-    gives the same weights on every device); ``wrap(model) -> (model, net)``, if given, converts it
-    before the optimiser is built (e.g. synchronised BatchNorm and DDP: ``net`` is what the step
-    calls). The memory bank is initialised with random unit vectors (the trainer starts from class
-    means; any unit vectors do for timing). ``train_set`` needs only ``num_classes`` and
-    ``class_domains``. Returns ``step_class(cfg, model, objective, optimizer, memory, device, ...)``.
-    """
-    torch.manual_seed(seed)
-    model = Trainer.build_model(cfg, train_set.num_classes, device).train()
-    net = model
-    if wrap is not None:
-        model, net = wrap(model)
-        step_kwargs["net"] = net
-    memory = Trainer.build_memory(cfg, train_set, model.feat_dim, device)
-    if memory is not None:
-        g = torch.Generator().manual_seed(seed)
-        memory.initialise(torch.randn(train_set.num_classes, model.feat_dim, generator=g),
-                          torch.arange(train_set.num_classes))
-    optimizer, _ = Trainer.build_optimizer(cfg, model)
-    return step_class(cfg, model, BAUObjective(cfg.loss, memory), optimizer, memory, device, **step_kwargs)
 
 
 class Path:

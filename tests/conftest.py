@@ -1,5 +1,4 @@
 """Shared fixtures: one tiny synthetic multi-domain dataset per test session."""
-import os
 
 import pytest
 
@@ -20,13 +19,11 @@ def tiny_synth(tmp_path_factory):
     return str(root)
 
 
-def tiny_overrides(root: str, **extra) -> list:
-    """A CPU-second-sized BAU config on ``tiny_synth``: MobileNetV2 from scratch at 32x16."""
-    base = {
-        "data.root": root, "data.sources": "folder:synth_a,folder:synth_b", "data.targets": "folder:synth_c",
-        "data.height": 32, "data.width": 16, "data.num_ids": 4, "data.num_instances": 2, "data.workers": 0,
-        "model.backbone": "mobilenetv2", "model.pretrained": "false", "train.epochs": 2,
-        "train.iters_per_epoch": 2, "train.eval_every": 1, "eval.batch_size": 64, "optim.warmup_epochs": 1,
-    }
-    base.update(extra)
-    return [f"{k}={v}" for k, v in base.items()]
+TIERS = ("unit", "integration", "distributed", "browser")  # declared in pyproject.toml
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test belongs to a tier (``make test-fast`` runs the unit tier): an unmarked test stops the run."""
+    missing = [item.nodeid for item in items if not any(item.get_closest_marker(t) for t in TIERS)]
+    if missing:
+        raise pytest.UsageError(f"tests without a tier marker ({', '.join(TIERS)}): {', '.join(missing[:5])}")

@@ -33,7 +33,7 @@ def view_loss(out_o: torch.Tensor, out_a: torch.Tensor) -> torch.Tensor:
 def main(views: int, out: str) -> None:
     import torch.distributed as dist
 
-    from bau.distributed import DistContext, convert_batchnorm, gather_with_grad, leave_process_group
+    from bau.engine.distributed import DistContext, convert_batchnorm, gather_with_grad, leave_process_group
     from bau.models.batchnorm import views_per_batchnorm
 
     dist.init_process_group("gloo")

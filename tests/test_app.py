@@ -17,16 +17,18 @@ from app.embeddings import cached_geometry, cached_tsne
 from app.paths import RUNS_ENV, checked_path, feature_files, is_inside, resolve_data_root, resolve_inside, runs_root_from
 from app.runs import (config_differences, downsample_steps, flatten, log_frames, loss_terms, runs_table,
                       short_names)
-from bau.cache import DiskCache, cache_key
-from bau.checkpoint import checkpoint_identity, model_from_checkpoint
-from bau.config import load_config
-from bau.errors import BauError
-from bau.features import feature_set, subsample_per_domain
-from bau.losses import reciprocal_weights
-from bau.runs import Run, discover_runs
-from bau.trainer import Trainer
-from bau.weight_scores import batch_with, weight_scores
-from tests.conftest import tiny_overrides
+from bau.runs.cache import DiskCache, cache_key
+from bau.runs.checkpoint import checkpoint_identity, model_from_checkpoint
+from bau.core.config import load_config
+from bau.core.errors import BauError
+from bau.runs.features import feature_set, subsample_per_domain
+from bau.method.losses import reciprocal_weights
+from bau.runs.folder import Run, discover_runs
+from bau.engine.trainer import Trainer
+from bau.runs.weight_scores import batch_with, weight_scores
+from tests.helpers import tiny_overrides
+
+pytestmark = pytest.mark.integration
 
 MAIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app", "main.py")
 SYNTH = ["folder:synth_a", "folder:synth_b", "folder:synth_c"]
@@ -296,8 +298,8 @@ def test_subsample_per_domain_caps_and_is_seeded():
 
 
 def test_feature_set_second_call_reads_the_cache(runs, tmp_path, monkeypatch):
-    import bau.checkpoint
-    from bau.geometry import alignment, uniformity
+    import bau.runs.checkpoint
+    from bau.evaluation.geometry import alignment, uniformity
 
     ckpt = str(tmp_path / "best.pt")  # a copy of its own, so its cache starts empty
     shutil.copy2(os.path.join(runs["root"], "solo", "best.pt"), ckpt)
@@ -310,8 +312,8 @@ def test_feature_set_second_call_reads_the_cache(runs, tmp_path, monkeypatch):
     def no_model(*args, **kwargs):
         raise AssertionError("the model must not be built on a cache hit")
 
-    bau.checkpoint._cached_model.cache_clear()
-    monkeypatch.setattr(bau.checkpoint, "model_from_checkpoint", no_model)
+    bau.runs.checkpoint._cached_model.cache_clear()
+    monkeypatch.setattr(bau.runs.checkpoint, "model_from_checkpoint", no_model)
     again = feature_set(ckpt, SYNTH, "test", runs["data"], cap=20, seed=0)
     assert np.array_equal(again.features, fs.features) and again.paths.tolist() == fs.paths.tolist()
 
@@ -358,7 +360,7 @@ def test_weight_scores_are_eq4_inside_the_batch(runs):
     assert ws.batch[0] == 3 and len(ws.batch) == 6
     assert ws.view_augmented.shape == (3, cfg.data.height, cfg.data.width, 3) and ws.originals.shape[0] == 6
     assert np.all((0 <= ws.view_weights) & (ws.view_weights <= 1)) and np.all((0 <= ws.weights) & (ws.weights <= 1))
-    # the batch weights are Eq. 4 (bau.losses.reciprocal_weights) of the displayed views' features
+    # the batch weights are Eq. 4 (bau.method.losses.reciprocal_weights) of the displayed views' features
     from bau.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
     def feats(views):
@@ -468,7 +470,7 @@ def test_geometry_page(runs, monkeypatch):
 
 
 def test_geometry_page_opens_a_feature_file_of_any_model(runs, monkeypatch):
-    from bau.feature_file import read_feature_file
+    from bau.runs.features import read_feature_file
 
     assert feature_files(runs["root"]) == ["features/broken.npz", "features/foreign.npz", "features/outside.npz"]
     at = _app(runs["root"], monkeypatch).run()

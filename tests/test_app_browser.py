@@ -17,9 +17,11 @@ import urllib.request
 import pytest
 
 from bau.app_launcher import streamlit_command
-from bau.config import load_config
-from bau.trainer import Trainer
-from tests.conftest import tiny_overrides
+from bau.core.config import load_config
+from bau.engine.trainer import Trainer
+from tests.helpers import tiny_overrides
+
+pytestmark = pytest.mark.browser
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

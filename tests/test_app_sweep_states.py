@@ -7,8 +7,8 @@ import yaml
 
 from app.paths import RUNS_ENV
 from app.runs import sweep_state_table
-from bau.cluster import write_job_state
-from bau.config import load_config, save_config
+from bau.engine.cluster import write_job_state
+from bau.core.config import load_config, save_config
 from tests.conftest import tiny_overrides
 
 MAIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app", "main.py")

@@ -5,9 +5,11 @@ import pytest
 import torch
 import torch.nn as nn
 
-from bau.config import load_config
+from bau.core.config import load_config
 from bau.models.batchnorm import views_per_batchnorm
 from bau.models.reid import build_model
+
+pytestmark = pytest.mark.unit
 
 
 def _net():

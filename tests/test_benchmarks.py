@@ -10,13 +10,16 @@ import sys
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.integration
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from benchmarks import common, data_pipeline, gpu_check, ranking, reranking, train_step  # noqa: E402
-from bau.evaluation import evaluate_ranking  # noqa: E402
-from bau.reranking import re_ranking  # noqa: E402
+from bau.engine.trainer import build_step  # noqa: E402
+from bau.evaluation.metrics import evaluate_ranking  # noqa: E402
+from bau.evaluation.reranking import re_ranking  # noqa: E402
 
 
 # -- common ---------------------------------------------------------------------------------------
@@ -263,7 +266,7 @@ def test_gpu_check_loss_terms_are_the_steps_logged_values():
     cfg = gpu_check.paper_config(gpu_check.TINY, ["train.amp=false"])
     layout = gpu_check.class_layout(gpu_check.TINY)
     batch = gpu_check.random_batch(cfg, layout, seed=1)
-    step = train_step.build_step(cfg, layout, torch.device("cpu"), seed=0)
+    step = build_step(cfg, layout, torch.device("cpu"), seed=0)
     terms = gpu_check.loss_terms(step, batch)
     values, _ = step(batch)
     assert set(terms) == set(values) == {"ce", "tri", "align", "uniform", "domain", "total"}
@@ -309,7 +312,7 @@ def test_gpu_check_tiny_on_cpu(tmp_path, capsys):
     f = ranking.market_like_features(s.queries, s.gallery, num_ids=s.ranking_ids,
                                      num_distractors=round(s.gallery * 2798 / 15913), dim=s.dim, noise=3.0, seed=0,
                                      chunk_rows=4096)
-    from bau.evaluation import pairwise_distance
+    from bau.evaluation.metrics import pairwise_distance
 
     loop = ranking.per_query_loop(pairwise_distance(f.q_feats, f.g_feats), f.q_pids, f.g_pids, f.q_camids, f.g_camids)
     assert r["ranking"]["identical"] and r["ranking"]["mAP"] == pytest.approx(loop["mAP"], abs=1e-9)

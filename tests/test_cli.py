@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from bau.cli import main
-from tests.conftest import tiny_overrides
+from tests.helpers import tiny_overrides
+
+pytestmark = pytest.mark.integration
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,7 +48,7 @@ def test_train_eval_extract(tiny_synth, tiny_run, tmp_path, capsys):
     assert list(z["domain_names"]) == ["folder:synth_a", "folder:synth_c"]
     assert {"train", "query", "gallery"} == set(z["subsets"])
     assert int(z["bau_features_version"]) == 1  # the versioned format of docs/feature_files.md
-    from bau.feature_file import read_feature_file
+    from bau.runs.features import read_feature_file
 
     fs = read_feature_file(str(npz))
     assert fs.domain_names == ["folder:synth_a", "folder:synth_c"] and np.array_equal(fs.features, z["features"])
@@ -115,7 +117,7 @@ def test_out_that_is_a_file_is_one_line(tiny_synth, tmp_path, capsys):
 def test_unwritable_out_is_one_line(tiny_synth, tmp_path, capsys, monkeypatch):
     # Root ignores permission bits, so the refusal of a read-only folder is simulated where it
     # happens: creating the run folder's first file.
-    import bau.run_lock as run_lock
+    import bau.runs.lock as run_lock
 
     real_open = run_lock.os.open
 
@@ -153,7 +155,7 @@ def test_full_disk_is_one_line_and_keeps_the_last_checkpoint(tiny_synth, tiny_ru
 def test_a_loader_worker_error_is_unwrapped_to_its_one_line():
     from torch.utils.data import DataLoader, Dataset
 
-    from bau.errors import BauError, one_line
+    from bau.core.errors import BauError, one_line
 
     class Broken(Dataset):
         def __len__(self):

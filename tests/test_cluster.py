@@ -1,4 +1,4 @@
-"""``bau sweep --launcher {slurm, submitit-local}`` (``bau.cluster``) and ``--status`` (``bau.sweep_status``).
+"""``bau sweep --launcher {slurm, submitit-local}`` (``bau.engine.cluster``) and ``--status`` (``bau.engine.sweep_status``).
 
 The submitit-local path runs end to end here (a real job signalled mid-run and requeued); the Slurm
 path is checked up to ``sbatch``, which a fake ``sbatch`` on PATH records instead of a cluster.
@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from bau.cli import main
-from bau.errors import BauError
+from bau.core.errors import BauError
 from tests.conftest import tiny_overrides
 
 pytest.importorskip("submitit")
@@ -96,8 +96,8 @@ def test_submitit_local_sweep_requeues_a_signalled_run_and_resumes_it_exactly(ti
     assert json.load(open(os.path.join(run_a, "job.json")))["state"] == "finished"
 
     # its final weights equal an uninterrupted run's (same config, same seed, CPU)
-    from bau.checkpoint import load_checkpoint
-    from bau.sweep import run_sweep
+    from bau.runs.checkpoint import load_checkpoint
+    from bau.engine.sweep import run_sweep
 
     ref = tmp_path / "reference"
     run_sweep(path, str(ref), progress=False, only=[RUN_A], echo=lambda s: None)
@@ -106,7 +106,7 @@ def test_submitit_local_sweep_requeues_a_signalled_run_and_resumes_it_exactly(ti
     assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
 
     # --status: both finished, with their job ids and last logged steps
-    from bau.sweep_status import sweep_rows
+    from bau.engine.sweep_status import sweep_rows
 
     rows = {r["run"]: r for r in sweep_rows(str(out))}
     assert rows[RUN_A] == {"run": RUN_A, "state": "finished", "job": job_a, "step": 9, "detail": ""}
@@ -142,7 +142,7 @@ def test_slurm_launcher_submits_one_job_array_with_the_options(tiny_synth, tmp_p
                  "#SBATCH --qos=high", "#SBATCH --account=reid"):
         assert line in text, line
     assert "submitted as job 4242_0" in capsys.readouterr().out
-    from bau.sweep_status import sweep_rows
+    from bau.engine.sweep_status import sweep_rows
 
     rows = sweep_rows(str(out))
     assert [(r["state"], r["job"]) for r in rows] == [("queued", "4242_0"), ("queued", "4242_1")]
@@ -153,8 +153,8 @@ def test_slurm_launcher_submits_one_job_array_with_the_options(tiny_synth, tmp_p
 
 
 def test_status_shows_every_state_with_job_ids_steps_and_errors(tmp_path, capsys):
-    from bau.cluster import JOBS_FOLDER, write_job_state
-    from bau.sweep_status import sweep_rows
+    from bau.engine.cluster import JOBS_FOLDER, write_job_state
+    from bau.engine.sweep_status import sweep_rows
 
     out = tmp_path / "sweep"
     names = ["pending", "queued", "running", "preempted", "finished", "failed", "killed", "interrupted"]
@@ -200,7 +200,7 @@ def test_status_shows_every_state_with_job_ids_steps_and_errors(tmp_path, capsys
 def test_rank_environment_from_a_slurm_job(monkeypatch):
     import submitit
 
-    from bau.cluster import rank_environment
+    from bau.engine.cluster import rank_environment
 
     for k, v in {"SUBMITIT_EXECUTOR": "slurm", "SLURM_JOB_ID": "555", "SLURM_NTASKS": "8",
                  "SLURM_JOB_NUM_NODES": "2", "SLURM_JOB_NODELIST": "gpu[07-08]", "SLURM_PROCID": "5",
@@ -233,7 +233,7 @@ def test_bad_launcher_options_are_one_line(tiny_synth, tmp_path, capsys):
     with open(path, "w") as f:
         yaml.safe_dump(data, f)
     with pytest.raises(BauError, match="launcher: unknown key 'gpu'"):
-        from bau.sweep import run_sweep
+        from bau.engine.sweep import run_sweep
 
         run_sweep(path, out)
 

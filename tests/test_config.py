@@ -1,7 +1,9 @@
 import pytest
 
-from bau.config import Config, load_config, parse_overrides
-from bau.errors import BauError
+from bau.core.config import Config, load_config, parse_overrides
+from bau.core.errors import BauError
+
+pytestmark = pytest.mark.unit
 
 
 def test_defaults_are_the_papers():
@@ -78,3 +80,25 @@ def test_single_view_rejects_two_view_terms():
 
 def test_parse_overrides_nests():
     assert parse_overrides(["a.b=1", "a.c=x=y"]) == {"a": {"b": "1", "c": "x=y"}}
+
+
+def test_the_configs_choices_are_what_the_stages_implement():
+    """The config lists its choices without importing the stages; each stage implements exactly those."""
+    import bau.core.config as config
+    from bau.data import samplers, transforms
+    from bau.models import backbones
+    from bau.models.batchnorm import views_per_batchnorm
+
+    assert tuple(samplers.SAMPLERS) == config.SAMPLERS
+    assert tuple(backbones.BACKBONES.names()) == config.BACKBONES
+    for op_set in config.RANDAUGMENT_OP_SETS:
+        assert callable(transforms.build_randaugment(op_set))
+    with pytest.raises(BauError, match="data.randaugment_ops"):
+        transforms.build_randaugment("other")
+    for stride in config.LAST_STRIDES:
+        assert backbones._check_last_stride(stride, "resnet50") == stride
+    with pytest.raises(BauError, match="model.last_stride"):
+        backbones._check_last_stride(3, "resnet50")
+    assert set(config.BN_VIEWS) == {"joint", "split"} and callable(views_per_batchnorm)
+    for name, value in [("model.backbone", "ResNet50"), ("data.sampler", "image"), ("model.bn_views", "joint")]:
+        assert load_config(overrides=[f"{name}={value}"])  # case-insensitive backbone names, as the registry

@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-sys.path.insert(0, os.path.dirname(__file__))
-import fake_layouts as fl  # noqa: E402
+from tests import fake_layouts as fl
 
 from bau.cli import main  # noqa: E402
 from bau.data.base import DISTRACTOR_PID, PublishedStats  # noqa: E402
@@ -18,7 +16,9 @@ from bau.data.datasets import DATASETS, build_dataset  # noqa: E402
 from bau.data.datasets.cuhk02 import global_pid  # noqa: E402
 from bau.data.images import check_images, read_image  # noqa: E402
 from bau.data.inspect import decode_problems, inspect_datasets  # noqa: E402
-from bau.errors import BauError  # noqa: E402
+from bau.core.errors import BauError  # noqa: E402
+
+pytestmark = pytest.mark.unit
 
 
 def pids(items):

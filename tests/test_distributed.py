@@ -8,8 +8,10 @@ import sys
 import pytest
 import torch
 
-from bau.checkpoint import load_checkpoint
-from tests.conftest import tiny_overrides
+from bau.runs.checkpoint import load_checkpoint
+from tests.helpers import tiny_overrides
+
+pytestmark = pytest.mark.distributed
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -9,7 +9,9 @@ from PIL import Image
 
 from analysis.embedding import available_backends, plot_tsne, tsne
 from analysis.plotting import METHOD_COLORS, domain_palette, figure, method_color, save_figure
-from bau.errors import BauError
+from bau.core.errors import BauError
+
+pytestmark = pytest.mark.unit
 
 
 def clusters(seed=0, per=25, k=3, d=20):

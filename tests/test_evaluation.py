@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-import bau.evaluation as ev
-from bau.evaluation import (distance_matrix, evaluate_features, evaluate_ranking, pairwise_distance,
+import bau.evaluation.metrics as ev
+from bau.evaluation.metrics import (distance_matrix, evaluate_features, evaluate_ranking, pairwise_distance,
                             top_k_gallery)
+
+pytestmark = pytest.mark.unit
 
 
 def _brute_force(distmat, q_pids, g_pids, q_camids, g_camids, max_rank):
@@ -372,11 +374,11 @@ def test_bad_input_is_a_one_line_value_error():
     assert evaluate_ranking(d, [1.0, 2.0], [1, 2], [0, 0], [1, 1])["mAP"] == pytest.approx(0.75)
 
 
-# -- bau.inference.rank_split: the per-split evaluation of `bau eval` and of every evaluation epoch ----
+# -- bau.evaluation.inference.rank_split: the per-split evaluation of `bau eval` and of every evaluation epoch ----
 @pytest.mark.parametrize("rerank", [False, True])
 def test_rank_split_uses_the_same_numbers(rerank, monkeypatch):
-    from bau.inference import rank_split
-    from bau.reranking import re_ranking
+    from bau.evaluation.inference import rank_split
+    from bau.evaluation.reranking import re_ranking
 
     qf, gf, q_pids, g_pids, q_cams, g_cams = _feature_problem(3, num_q=40, num_g=120)
     query = [(f"q{i}.jpg", int(p), int(c)) for i, (p, c) in enumerate(zip(q_pids, q_cams))]
@@ -395,7 +397,7 @@ def test_rank_split_uses_the_same_numbers(rerank, monkeypatch):
 
 
 def test_consecutive_feature_rows_are_views_not_copies():
-    from bau.inference import _rows
+    from bau.evaluation.inference import _rows
 
     feats = np.arange(12, dtype=np.float32).reshape(6, 2)
     view = _rows(feats, [2, 3, 4])

@@ -1,4 +1,4 @@
-"""Feature files of any model (bau.feature_file) and their diagnostics (analysis.feature_report, `bau analyze`).
+"""Feature files of any model (bau.runs.feature_file) and their diagnostics (analysis.feature_report, `bau analyze`).
 
 The features here come from no bau model: Gaussian clusters, one per identity, written with the
 numpy-only snippet of docs/feature_files.md. Every number `bau analyze` reports is recomputed by
@@ -13,9 +13,12 @@ import pytest
 
 from analysis.feature_report import geometry, identity_labels, retrieval
 from bau.cli import main
-from bau.errors import BauError
-from bau.feature_file import FORMAT_VERSION, VERSION_KEY, combine_feature_sets, read_arrays, read_feature_file
+from bau.core.errors import BauError
+from bau.runs.feature_file import FORMAT_VERSION, VERSION_KEY, read_arrays
+from bau.runs.features import combine_feature_sets, read_feature_file
 from tests.brute_geometry import brute_alignment, brute_uniformity, unit
+
+pytestmark = pytest.mark.unit
 
 DOC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "feature_files.md")
 

@@ -19,11 +19,13 @@ import yaml
 
 from analysis import figure1, figure2, figure4, figure5, tables
 from analysis.sweep_data import one_run
-from bau.features import lookup_features
-from bau.runs import Run, sweep_runs
-from bau.sweep import run_sweep
+from bau.runs.features import lookup_features
+from bau.runs.folder import Run, sweep_runs
+from bau.engine.sweep import run_sweep
 from tests.brute_geometry import brute_alignment, brute_uniformity
-from tests.conftest import tiny_overrides
+from tests.helpers import tiny_overrides
+
+pytestmark = pytest.mark.integration
 
 PS = [0.0, 0.5]
 SEEDS = [1, 2]
@@ -186,9 +188,9 @@ def test_figure1_numbers_match_recomputed_metrics(sweep, tmp_path):
 def test_feature_cache_is_reused_and_refreshed_when_the_checkpoint_changes(sweep, tmp_path):
     from analysis.sweep_data import run_features
 
-    from bau.checkpoint import model_from_checkpoint
-    from bau.features import collect_items
-    from bau.inference import extract_features
+    from bau.runs.checkpoint import model_from_checkpoint
+    from bau.runs.features import collect_items
+    from bau.evaluation.inference import extract_features
 
     run = one_run(sweep_runs(sweep), sweep, method="baseline", aug_prob=0.5, seed=1)
     checkpoint = run.checkpoint("last")
@@ -219,7 +221,7 @@ def test_feature_cache_is_reused_and_refreshed_when_the_checkpoint_changes(sweep
 
 def test_figure2_maps_match_gradcam(sweep, tmp_path):
     from analysis.gradcam import gradcam_map, load_test_image
-    from bau.checkpoint import model_from_checkpoint
+    from bau.runs.checkpoint import model_from_checkpoint
 
     out = str(tmp_path / "fig")
     assert figure2.main(["--sweep", sweep, "--out", out, "--device", "cpu", "--num-images", "2", "--quiet"]) == 0
@@ -282,7 +284,7 @@ def test_figure4_geometry_and_tsne_uniformity(sweep, tmp_path):
 
 
 def test_figure5_map_and_weight_scores(sweep, tmp_path):
-    from bau.weight_scores import checkpoint_weight_scores
+    from bau.runs.weight_scores import checkpoint_weight_scores
 
     out = str(tmp_path / "fig")
     assert figure5.main(["--sweep", sweep, "--out", out, "--device", "cpu", "--columns", "4", "--quiet"]) == 0
@@ -481,7 +483,7 @@ def test_unfinished_and_missing_runs_are_one_error_line(sweep, tmp_path, capsys)
 
 def test_table_columns_per_setting_with_average(tmp_path):
     from analysis.tables import TABLES, Setting, build_table, markdown_rows
-    from bau.runs import Run
+    from bau.runs.folder import Run
 
     full = {"loss.two_view": True, "loss.ce_aug": False, "loss.align": True, "loss.uniform": True,
             "loss.domain": True, "loss.weighting": True, "loss.domain_specific": True, "data.aug_prob": 0.5,
@@ -512,7 +514,7 @@ def test_table_columns_per_setting_with_average(tmp_path):
 def test_table_average_over_settings_is_over_the_seeds_both_have(tmp_path):
     """Average column: per seed the mean over settings, then mean ± std over the seeds every setting has."""
     from analysis.tables import TABLES, Setting, build_table, csv_rows, markdown_rows
-    from bau.runs import Run
+    from bau.runs.folder import Run
 
     cfg = {"loss.two_view": True, "loss.ce_aug": False, "loss.align": True, "loss.uniform": True,
            "loss.domain": True, "loss.weighting": True, "loss.domain_specific": True, "data.aug_prob": 0.5,
@@ -551,7 +553,7 @@ def test_run_seed_that_the_sweep_lacks_is_one_error_line(sweep, tmp_path, capsys
 
 def test_effects_verdicts_and_paired_numbers(sweep, tmp_path, capsys):
     from analysis import effects
-    from bau.seeds import paired_difference
+    from bau.runs.statistics import paired_difference
 
     # the verdict of a claimed sign against an interval, by hand
     up = paired_difference({1: 0.0, 2: 0.0, 3: 0.0}, {1: 2.0, 2: 3.0, 3: 4.0})  # +3 [+0.52, +5.48]

@@ -7,13 +7,15 @@ from PIL import Image
 
 from analysis.galleries import Ranking, plot_retrieval, plot_weight_gallery, retrieval_ranking, select_evenly
 from analysis.plotting import save_figure
-from bau.checkpoint import save_checkpoint
-from bau.config import Config
+from bau.runs.checkpoint import save_checkpoint
+from bau.core.config import Config
 from bau.data.transforms import TwoViewTransform, build_test_transform
-from bau.errors import BauError
-from bau.evaluation import evaluate_ranking
+from bau.core.errors import BauError
+from bau.evaluation.metrics import evaluate_ranking
 from bau.models.reid import build_model
-from bau.weight_scores import checkpoint_weight_scores, training_batch, weight_scores
+from bau.runs.weight_scores import checkpoint_weight_scores, training_batch, weight_scores
+
+pytestmark = pytest.mark.unit
 
 H, W = 64, 32
 

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from bau.geometry import alignment, alignment_uniformity, uniformity, uniformity_by_group
-from bau.errors import BauError
+from bau.evaluation.geometry import alignment, alignment_uniformity, uniformity, uniformity_by_group
+from bau.core.errors import BauError
+
+pytestmark = pytest.mark.unit
 
 
 def unit(rng, n, d, dtype=np.float64):
@@ -204,17 +206,15 @@ def test_figure1_geometry_is_blind_to_distractors_in_alignment(tmp_path):
     """``sweep_data.target_geometry`` on a target's query + gallery, read from a Market-named tree with
     and without gallery distractors; features made up per file name (same file, same feature)."""
     import os
-    import sys
     import zlib
     from types import SimpleNamespace
 
-    sys.path.insert(0, os.path.dirname(__file__))
-    import fake_layouts as fl
+    from tests import fake_layouts as fl
 
     from analysis.sweep_data import target_geometry
-    from bau.config import Config
+    from bau.core.config import Config
     from bau.data.base import DISTRACTOR_PID
-    from bau.features import collect_items
+    from bau.runs.features import collect_items
 
     centres = unit(np.random.default_rng(0), 20, 8)
 

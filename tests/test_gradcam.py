@@ -8,10 +8,12 @@ from PIL import Image
 from analysis.gradcam import (MIN_CELLS, EmbeddingOutput, FeatureSimilarityTarget, cam_candidates, cam_layer,
                               gradcam_across_checkpoints, gradcam_cells, gradcam_map, overlay, plot_gradcam_row,
                               upsample_cells)
-from bau.checkpoint import save_checkpoint
-from bau.config import Config, load_config
-from bau.errors import BauError
+from bau.runs.checkpoint import save_checkpoint
+from bau.core.config import Config, load_config
+from bau.core.errors import BauError
 from bau.models.reid import ReIDModel, build_model
+
+pytestmark = pytest.mark.unit
 
 H, W = 64, 32
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bau.losses import (
+from bau.method.losses import (
     alignment_loss,
     batch_hard_triplet,
     cross_entropy_ls,
@@ -15,6 +15,8 @@ from bau.losses import (
     reciprocal_weights,
     uniformity_loss,
 )
+
+pytestmark = pytest.mark.unit
 
 
 def _unit(*shape, seed=0, dtype=torch.float64):

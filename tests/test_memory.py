@@ -5,8 +5,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bau.errors import BauError
-from bau.memory import PrototypeMemory
+from bau.core.errors import BauError
+from bau.method.memory import PrototypeMemory
+
+pytestmark = pytest.mark.unit
 
 
 def _features(n, d, seed):

@@ -3,11 +3,13 @@ import os
 import pytest
 import torch
 
-from bau.config import load_config
-from bau.errors import BauError
+from bau.core.config import load_config
+from bau.core.errors import BauError
 from bau.models.backbones import BACKBONES, ResNet50IN
 from bau.models.pretrained import packaged_mobilenetv2_path, resolve_weights
 from bau.models.reid import GeM, build_model
+
+pytestmark = pytest.mark.unit
 
 
 def test_gem_matches_formula():

@@ -1,18 +1,17 @@
 """``combine``: several training sets merged into one with global ids, cameras and class domains."""
 from __future__ import annotations
 
-import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-import fake_layouts as fl  # noqa: E402
+from tests import fake_layouts as fl
 
 from bau.data.base import ReIDDataset  # noqa: E402
 from bau.data.datasets import build_dataset  # noqa: E402
 from bau.data.multisource import MultiSourceTrainSet, combine  # noqa: E402
-from bau.errors import BauError  # noqa: E402
+from bau.core.errors import BauError  # noqa: E402
+
+pytestmark = pytest.mark.unit
 
 
 def dataset(train):

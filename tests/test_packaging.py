@@ -6,7 +6,9 @@ import re
 import pytest
 import yaml
 
-from bau.config import load_config
+from bau.core.config import load_config
+
+pytestmark = pytest.mark.unit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -43,7 +45,7 @@ def test_make_test_installs_every_extra_the_tests_use():
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "experiments", "**", "*.yaml"), recursive=True)))
 def test_experiment_config_loads(path):
     if os.sep + "sweeps" + os.sep in path:
-        from bau.sweep import load_sweep
+        from bau.engine.sweep import load_sweep
 
         sweep = load_sweep(path)  # validates every run's resolved config
         assert len(sweep["runs"]) >= 2

@@ -11,7 +11,9 @@ from PIL import Image, ImageEnhance, ImageOps
 
 from bau.data import randaugment as ra
 from bau.data.randaugment import PAPER_OPS, RELEASED_OPS, RandAugment, released_randaugment
-from bau.errors import BauError
+from bau.core.errors import BauError
+
+pytestmark = pytest.mark.unit
 
 OPS = {op.name: op for op in RELEASED_OPS}
 

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from bau.reranking import re_ranking
+from bau.evaluation.reranking import re_ranking
+
+pytestmark = pytest.mark.unit
 
 
 def _reference_re_ranking(q_g, q_q, g_g, k1, k2, lam):
@@ -132,7 +134,7 @@ def test_rejects_inconsistent_shapes():
 
 def test_collapsed_features_give_finite_distances():
     """All features equal (an untrained model can collapse them): every distance is 0, no NaN."""
-    from bau.reranking import re_ranking
+    from bau.evaluation.reranking import re_ranking
 
     q_g, q_q, g_g = np.zeros((3, 5), np.float32), np.zeros((3, 3), np.float32), np.zeros((5, 5), np.float32)
     out = re_ranking(q_g, q_q, g_g, k1=2, k2=1)

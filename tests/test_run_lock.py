@@ -1,4 +1,4 @@
-"""The run folder's lease (``bau.run_lock``): stale rules, atomic takeover, atomic writes, heartbeat."""
+"""The run folder's lease (``bau.runs.lock``): stale rules, atomic takeover, atomic writes, heartbeat."""
 import errno
 import json
 import multiprocessing
@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from bau.errors import BauError
-from bau.run_lock import RunLock, read_lock, stale_reason
+from bau.core.errors import BauError
+from bau.runs.lock import RunLock, read_lock, stale_reason
 
 
 def _dead_pid() -> int:

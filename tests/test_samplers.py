@@ -7,9 +7,11 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from bau.config import Config
+from bau.core.config import Config
 from bau.data.samplers import SAMPLERS, ImageGroupSampler, PKSampler, batches_of_one_pass, build_sampler, image_groups
-from bau.errors import BauError
+from bau.core.errors import BauError
+
+pytestmark = pytest.mark.unit
 
 
 def make_pids(counts):

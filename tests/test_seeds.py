@@ -1,11 +1,13 @@
-"""Aggregation over seeds (bau.seeds) against numbers computed by hand."""
+"""Aggregation over seeds (bau.runs.statistics) against numbers computed by hand."""
 import math
 
 import pytest
 
-from bau.errors import BauError
-from bau.runs import Run
-from bau.seeds import Spread, paired_difference, runs_by_seed, seed_of, spread
+from bau.core.errors import BauError
+from bau.runs.folder import Run
+from bau.runs.statistics import Spread, paired_difference, runs_by_seed, seed_of, spread
+
+pytestmark = pytest.mark.unit
 
 # t(0.975, 2), from a printed t-table (4.303) to more digits
 T_975_2 = 4.302652729749
@@ -105,7 +107,7 @@ def test_runs_without_seed_label_use_the_given_seed_function():
 
 
 # -- convergence of a learning curve ----------------------------------------------------------------
-from bau.seeds import Convergence, convergence, late_gain  # noqa: E402
+from bau.runs.statistics import Convergence, convergence, late_gain  # noqa: E402
 
 
 def test_late_gain_is_the_rise_over_the_last_fifth_of_training():

@@ -1,13 +1,14 @@
-"""bau.step.TrainStep: the step the trainer, the benchmarks and the GPU check share."""
+"""bau.engine.step.TrainStep: the step the trainer, the benchmarks and the GPU check share."""
 import pytest
 import torch
 
-from bau.config import load_config
-from bau.objective import BAUObjective
-from bau.step import NonFiniteLoss
-from bau.trainer import Trainer
-from benchmarks.train_step import build_step
-from tests.conftest import tiny_overrides
+from bau.core.config import load_config
+from bau.method.objective import BAUObjective
+from bau.engine.step import NonFiniteLoss
+from bau.engine.trainer import Trainer, build_step
+from tests.helpers import tiny_overrides
+
+pytestmark = pytest.mark.unit
 
 
 def _step(root, **extra):
@@ -50,3 +51,32 @@ def test_a_non_finite_term_stops_before_any_update(tiny_synth, monkeypatch):
         step(batch)
     assert all(torch.equal(a, b) for a, b in zip(before, step.model.parameters()))
     assert torch.equal(protos, step.memory.prototypes)
+
+
+def test_the_objective_returns_losses_only_and_the_memory_gets_the_original_views(tiny_synth, monkeypatch):
+    """Eq. 7 stores the original views' features, which the step hands the memory; the loss dict holds losses."""
+    import torch.nn.functional as F
+
+    from bau.method.memory import PrototypeMemory
+
+    step, batch = _step(tiny_synth)
+    b = batch["pid"].shape[0]
+    with torch.no_grad():
+        terms, f_orig, pids, _ = step.losses(batch)
+        expected = F.normalize(step.forward(batch["images"], 2)["bn"][:b].float(), dim=1)
+    assert set(terms) == {"ce", "tri", "align", "uniform", "domain", "total"}
+    assert torch.allclose(f_orig, expected, atol=1e-6) and not f_orig.requires_grad
+    assert torch.equal(pids, batch["pid"])
+    seen = []
+    real = PrototypeMemory.update
+
+    def spy(self, features, labels):
+        seen.append((features.detach().clone(), labels.clone()))
+        return real(self, features, labels)
+
+    monkeypatch.setattr(PrototypeMemory, "update", spy)
+    step(batch)
+    (features, labels), = seen
+    assert features.shape == (b, f_orig.shape[1]) and torch.equal(labels, batch["pid"])
+    # the memory got the step's original-view features: the forward before the update, the same batch
+    assert torch.allclose(features, f_orig, atol=1e-5)

@@ -4,9 +4,12 @@ import os
 import pytest
 import yaml
 
-from bau.errors import BauError
-from bau.sweep import expand_grid, load_sweep, read_summary, run_sweep
-from tests.conftest import tiny_overrides
+from bau.core.errors import BauError
+from bau.engine.sweep import expand_grid, load_sweep, run_sweep
+from bau.runs.folder import read_summary
+from tests.helpers import tiny_overrides
+
+pytestmark = pytest.mark.integration
 
 
 def test_expand_grid_names_labels_overrides():
@@ -136,7 +139,7 @@ def test_only_with_an_unknown_run_is_an_error(tiny_synth, tmp_path, capsys):
 
 
 def test_force_refuses_a_run_another_trainer_is_writing(tiny_synth, tmp_path):
-    from bau.run_lock import RunLock
+    from bau.runs.lock import RunLock
 
     path = _write_sweep(tmp_path, tiny_synth)
     out = str(tmp_path / "sweep")
@@ -149,7 +152,7 @@ def test_force_refuses_a_run_another_trainer_is_writing(tiny_synth, tmp_path):
 
 
 def test_seeds_repeat_every_run_with_its_own_seed_label(tmp_path):
-    from bau.sweep import load_sweep
+    from bau.engine.sweep import load_sweep
 
     base = tmp_path / "base.yaml"
     base.write_text("data:\n  sources: [folder:a]\n")

@@ -12,7 +12,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from bau.data import synthetic as S
-from bau.errors import BauError
+from bau.core.errors import BauError
+
+pytestmark = pytest.mark.unit
 
 NAME = re.compile(r"^(\d{4})_c(\d)s(\d)_(\d{6})_(\d{2})\.jpg$")
 TINY = dict(num_domains=2, ids_per_domain=6, seed=3, workers=1)

@@ -4,11 +4,14 @@ import os
 import pytest
 import torch
 
-from bau.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
-from bau.config import load_config
-from bau.errors import BauError
-from bau.trainer import Trainer, TrainingDiverged, lr_factor, resume_config
-from tests.conftest import tiny_overrides
+from bau.runs.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from bau.core.config import load_config
+from bau.core.errors import BauError
+from bau.engine.trainer import Trainer, TrainingDiverged, lr_factor
+from bau.runs.folder import resume_config
+from tests.helpers import tiny_overrides
+
+pytestmark = pytest.mark.integration
 
 
 def _train(root, run_dir, **extra):
@@ -51,7 +54,7 @@ def test_resume_after_kill_gives_identical_weights(tiny_synth, tmp_path, monkeyp
     _train(tiny_synth, tmp_path / "full", **{"train.epochs": 3})
 
     # "kill" the second run right after its epoch-1 checkpoint: the process dies in epoch 2
-    import bau.trainer as trainer_mod
+    import bau.engine.trainer as trainer_mod
 
     real_save = trainer_mod.save_checkpoint
     calls = {"n": 0}
@@ -87,7 +90,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tiny_synth, tmp_path, mon
     _train(tiny_synth, run, **{"train.epochs": 1})
     before = (run / "last.pt").read_bytes()
 
-    import bau.objective as objective_mod
+    import bau.method.objective as objective_mod
 
     real = objective_mod.uniformity_loss
     monkeypatch.setattr(objective_mod, "uniformity_loss", lambda f: real(f) * float("nan"))
@@ -179,7 +182,7 @@ def test_epoch_records_carry_the_domain_share(tiny_synth, tmp_path):
 
 
 def test_a_second_trainer_on_the_same_folder_refuses(tiny_synth, tmp_path):
-    from bau.run_lock import RunLock
+    from bau.runs.lock import RunLock
 
     run = tmp_path / "run"
     run.mkdir()
@@ -206,7 +209,7 @@ def test_a_stale_lock_is_taken_over_and_released(tiny_synth, tmp_path):
 
 
 def test_the_lock_is_released_when_training_fails(tiny_synth, tmp_path, monkeypatch):
-    import bau.trainer as trainer_mod
+    import bau.engine.trainer as trainer_mod
 
     def boom(*a, **k):
         raise BauError("evaluation broke")
@@ -218,7 +221,7 @@ def test_the_lock_is_released_when_training_fails(tiny_synth, tmp_path, monkeypa
 
 
 def test_last_checkpoint_is_saved_before_evaluation_and_resume_finishes_it(tiny_synth, tmp_path, monkeypatch):
-    import bau.trainer as trainer_mod
+    import bau.engine.trainer as trainer_mod
 
     run = tmp_path / "run"
     real = trainer_mod.evaluate_target
@@ -291,8 +294,8 @@ def test_every_evaluation_logs_the_geometry_of_its_features(tiny_synth, tmp_path
 
     from bau.data.datasets import build_dataset
     from bau.data.multisource import training_set
-    from bau.inference import extract_features
-    from bau.trainer import source_geometry_sample
+    from bau.evaluation.inference import extract_features
+    from bau.engine.trainer import source_geometry_sample
     from tests.brute_geometry import brute_alignment, brute_uniformity
 
     run = tmp_path / "run"

@@ -5,13 +5,15 @@ import torch
 from PIL import Image
 from torchvision import transforms as T
 
-from bau.config import DataConfig
+from bau.core.config import DataConfig
 from bau.data.randaugment import PAPER_OPS, RELEASED_OPS, RandAugment
 from bau.data.transforms import (IMAGENET_MEAN, IMAGENET_STD,
                                  TwoViewTransform, build_augmented_transform, build_original_transform,
                                  build_randaugment, build_test_transform, build_train_transform, build_transforms,
                                  denormalize, pad_pixels)
-from bau.errors import BauError
+from bau.core.errors import BauError
+
+pytestmark = pytest.mark.unit
 
 H, W = 32, 16
 
@@ -206,7 +208,7 @@ def test_op_set_selection_and_config_route():
 
 
 def test_config_validates_the_op_set():
-    from bau.config import load_config
+    from bau.core.config import load_config
 
     assert load_config(None, ["data.randaugment_ops=released"]).data.randaugment_ops == "released"
     assert load_config(None, []).data.randaugment_ops == "paper"

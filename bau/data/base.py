@@ -23,7 +23,7 @@ import os
 import random
 from typing import Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 Item = Tuple[str, int, int]  # (image path, person id, camera id)
 
@@ -114,7 +114,7 @@ def load_or_make_splits(path: str, make: Callable[[random.Random], list], num_sp
     rng = random.Random(seed)
     splits = [make(rng) for _ in range(num_splits)]
     try:
-        from bau.atomic import atomic_write_json
+        from bau.core.atomic import atomic_write_json
 
         atomic_write_json(path, {"seed": seed, "splits": splits})
     except OSError:

@@ -1,7 +1,7 @@
 """Reading person images, with one clear line per broken file instead of a PIL traceback.
 
 ``read_image`` is what the training and evaluation loaders call; ``check_images`` is the quick
-scan of the trainer's start-up check (``bau.preflight``: it opens each file and verifies its
+scan of the trainer's start-up check (``bau.engine.preflight``: it opens each file and verifies its
 header without decoding the pixels, so it stays fast on the 126k images of MSMT17);
 ``DecodedImageCache`` keeps decoded training images in memory (``data.image_cache_mb``).
 """
@@ -14,7 +14,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 
 def _file_problem(path: str) -> Optional[str]:

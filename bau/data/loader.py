@@ -27,11 +27,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from bau.config import DataConfig
+from bau.core.config import DataConfig
 from bau.data.images import DecodedImageCache, read_image
 from bau.data.samplers import build_sampler
 from bau.data.transforms import TwoViewTransform, build_test_transform, build_train_transform
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 TrainItem = Tuple[str, int, int, int]  # (image path, pid, camid, domain)
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from bau.data.base import ReIDDataset
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 if TYPE_CHECKING:
-    from bau.config import DataConfig
+    from bau.core.config import DataConfig
 
 DomainItem = Tuple[str, int, int, int]  # (image path, global pid, global camid, domain index)
 

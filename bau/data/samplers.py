@@ -39,7 +39,8 @@ from typing import Deque, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 from torch.utils.data import Sampler
 
-from bau.errors import BauError
+from bau.core.config import SAMPLERS as SAMPLER_CHOICES
+from bau.core.errors import BauError
 
 
 def sample_seed(seed: int, epoch: int, batch: int, position: int) -> int:
@@ -322,6 +323,8 @@ def batches_of_one_pass(groups: Dict[int, List[List[int]]], num_ids: int,
 
 
 SAMPLERS = {"identity": PKSampler, "image": ImageGroupSampler}
+if tuple(SAMPLERS) != SAMPLER_CHOICES:
+    raise RuntimeError(f"bau.data.samplers implements {tuple(SAMPLERS)}; bau.core.config lists {SAMPLER_CHOICES}")
 
 
 def build_sampler(kind: str, pids: Sequence[int], **kwargs) -> IdentityBatchSampler:

@@ -50,8 +50,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from bau.atomic import atomic_write_json
-from bau.errors import BauError
+from bau.core.atomic import atomic_write_json
+from bau.core.errors import BauError
 
 GENERATOR_VERSION = 1  # bump when the drawing changes: a stored synthetic.json with another version is stale
 SPLIT_DIRS = {"train": "bounding_box_train", "query": "query", "gallery": "bounding_box_test"}

@@ -44,11 +44,12 @@ from torch import Tensor
 from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 
+from bau.core.config import RANDAUGMENT_OP_SETS
 from bau.data.randaugment import paper_randaugment, released_randaugment
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 if TYPE_CHECKING:
-    from bau.config import DataConfig
+    from bau.core.config import DataConfig
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -62,9 +63,6 @@ ERASE_VALUE = IMAGENET_MEAN
 # The released crop jitter: Pad(10) + RandomCrop at height 256.
 REFERENCE_PAD = 10
 REFERENCE_HEIGHT = 256
-
-RANDAUGMENT_OP_SETS = ("paper", "released")
-
 
 def pad_pixels(height: int) -> int:
     """Padding of the pad + random-crop jitter for images ``height`` pixels tall:

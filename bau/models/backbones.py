@@ -24,12 +24,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision.models as tvm
 
-from bau.errors import BauError
+from bau.core.errors import BauError
 from bau.models.pretrained import load_state_dict_file, map_in_order, resolve_weights
-from bau.registry import Registry
+from bau.core.config import BACKBONES as BACKBONE_CHOICES
+from bau.core.config import LAST_STRIDES
+from bau.core.registry import Registry
 
-BACKBONES = Registry("backbone")
-LAST_STRIDES = (1, 2)
+BACKBONES = Registry("backbone")  # filled below; the config lists the same names (bau.core.config.BACKBONES)
 
 
 def _check_last_stride(last_stride: int, backbone: str) -> int:
@@ -168,3 +169,7 @@ def vit_b16(pretrained: bool = True, pretrained_path: str | None = None, height:
         raise BauError(f"model.last_stride={last_stride}: vit_b16 has no downsampling block to change; "
                        f"leave model.last_stride unset (none)")
     return ViTB16(pretrained, pretrained_path, height, width)
+
+
+if tuple(BACKBONES.names()) != BACKBONE_CHOICES:
+    raise RuntimeError(f"bau.models.backbones registers {BACKBONES.names()}; bau.core.config lists {BACKBONE_CHOICES}")

@@ -28,7 +28,6 @@ import torch
 import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-BN_VIEWS = ("joint", "split")
 _RUNNING = ("running_mean", "running_var", "num_batches_tracked")
 
 

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 # torchvision's weight enums know the official file names; the cache holds them under those names.
 _TORCHVISION_WEIGHTS = {

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bau.config import Config
+from bau.core.config import Config
 from bau.models.backbones import BACKBONES
 
 

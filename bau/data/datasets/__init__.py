@@ -23,8 +23,8 @@ from bau.data.datasets.market1501 import Market1501
 from bau.data.datasets.msmt17 import MSMT17
 from bau.data.datasets.prid import PRID
 from bau.data.datasets.viper import VIPeR
-from bau.errors import BauError
-from bau.registry import Registry
+from bau.core.errors import BauError
+from bau.core.registry import Registry
 
 DATASETS = Registry("dataset")
 for _cls in (Market1501, MSMT17, CUHK03, CUHK03Labeled, CUHK02, CUHK01, CUHKSYSU, PRID, GRID, VIPeR, ILIDS):

@@ -20,7 +20,7 @@ from typing import Dict, List
 
 from bau.data.base import Item, PublishedStats, ReIDDataset
 from bau.data.datasets.splits import halve_ids, load_split
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 CUHK01_NAME = re.compile(r"^(\d{4})(\d{3})\.png$", re.IGNORECASE)
 

@@ -19,7 +19,7 @@ import os
 from typing import List
 
 from bau.data.base import Item, PublishedStats, ReIDDataset
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 NUM_PAIRS = 5
 TEST_PAIR = 5

@@ -17,7 +17,7 @@ import re
 
 from bau.data.base import PublishedStats, ReIDDataset
 from bau.data.datasets.market1501 import DISTRACTOR_FILE_PID
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 PID_PREFIX = re.compile(r"^(-?\d+)_")
 

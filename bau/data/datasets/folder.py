@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 
 from bau.data.datasets.market1501 import DISTRACTOR_FILE_PID, MarketLayout, read_market_folder
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 
 class FolderDataset(MarketLayout):

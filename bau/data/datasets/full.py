@@ -10,7 +10,7 @@ relabels them jointly to 0..n-1; its query and gallery are empty. It shows its b
 from __future__ import annotations
 
 from bau.data.base import ReIDDataset
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 
 class FullDataset(ReIDDataset):

@@ -21,7 +21,7 @@ import re
 from typing import List, Tuple
 
 from bau.data.base import DISTRACTOR_PID, Item, PublishedStats, ReIDDataset
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 MARKET_NAME = re.compile(r"^(-?\d+)_c(\d+)")
 MARKET_PATTERN = "NNNN_cNsN_NNNNNN_NN.jpg"  # what the error message shows the user

@@ -23,7 +23,7 @@ import os
 from typing import List
 
 from bau.data.base import Item, PublishedStats, ReIDDataset
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 MSMT_PATTERN = "PPPP_NNN_CC_NNNNxxxxx_NNNN_N.jpg"
 

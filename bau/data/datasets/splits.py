@@ -13,7 +13,7 @@ import random
 from typing import Callable, Dict, Iterable, List
 
 from bau.data.base import load_or_make_splits, split_of
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 Split = Dict[str, list]
 

@@ -16,7 +16,7 @@ import random
 
 from bau.data.base import PublishedStats, ReIDDataset
 from bau.data.datasets.splits import halve_ids, load_split
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 
 class VIPeR(ReIDDataset):

@@ -35,8 +35,8 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from bau.config import Config
-from bau.errors import BauError
+from bau.core.config import Config
+from bau.core.errors import BauError
 
 # Held while torch's global generator is temporarily set to a pair's seed (see the module doc).
 _GLOBAL_RNG_LOCK = threading.Lock()
@@ -161,7 +161,7 @@ def weight_scores(model: torch.nn.Module, cfg: Config, items: Sequence[tuple], b
     """
     from bau.data.images import read_image
     from bau.data.transforms import build_train_transform
-    from bau.losses import reciprocal_weights
+    from bau.method.losses import reciprocal_weights
 
     if not items or not batch:
         raise BauError("weight scores: no training images given")
@@ -200,7 +200,7 @@ def checkpoint_weight_scores(checkpoint: str, root: Optional[str] = None, seed: 
                              device: str | torch.device = "cpu") -> WeightScores:
     """``weight_scores`` of a checkpoint on the training sampler's first batch of its own sources
     (data under ``root``, default the run's ``data.root``), with the run's P, K, p and k (Figure 5b)."""
-    from bau.checkpoint import load_model
+    from bau.runs.checkpoint import load_model
 
     model, cfg = load_model(checkpoint, device)
     from bau.data.multisource import training_set

@@ -18,13 +18,13 @@ from typing import Dict, Optional, Tuple
 
 import torch
 
-from bau.config import Config
-from bau.distributed import DistContext, gather_no_grad, gather_with_grad
-from bau.errors import BauError
-from bau.memory import PrototypeMemory
+from bau.core.config import Config
+from bau.engine.distributed import DistContext, gather_no_grad, gather_with_grad
+from bau.core.errors import BauError
+from bau.method.memory import PrototypeMemory
 from bau.models.batchnorm import views_per_batchnorm
 from bau.models.reid import input_memory_format
-from bau.objective import BAUObjective
+from bau.method.objective import BAUObjective, view_features
 
 
 class NonFiniteLoss(BauError):
@@ -57,9 +57,10 @@ class TrainStep:
                 torch.autocast(device_type=self.device.type, enabled=self.use_amp):
             return self.net(images)
 
-    def losses(self, batch: Dict[str, torch.Tensor]) -> Tuple[Dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-        """Eq. 9's terms for ``batch`` (plus ``_f_orig``, the original views' features that Eq. 7
-        stores), and the global batch's identity and domain ids ``[B]``; no backward, no update."""
+    def losses(self, batch: Dict[str, torch.Tensor]
+               ) -> Tuple[Dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Eq. 9's terms for ``batch``, the global batch's original-view features ``[B, d]`` (detached: what
+        Eq. 7 stores in the memory) and its identity and domain ids ``[B]``; no backward, no update."""
         dev = self.device
         pids = batch["pid"].to(dev, non_blocking=True)
         dids = batch["domain"].to(dev, non_blocking=True)
@@ -71,15 +72,14 @@ class TrainStep:
         out_o = {k: gather_with_grad(v[:b], self.dist) for k, v in out.items()}
         out_a = {k: gather_with_grad(v[b:], self.dist) for k, v in out.items()} if views == 2 else None
         pids, dids = gather_no_grad(pids, self.dist), gather_no_grad(dids, self.dist)
-        return self.objective(out_o, out_a, pids, dids), pids, dids
+        return self.objective(out_o, out_a, pids, dids), view_features(out_o).detach(), pids, dids
 
     def __call__(self, batch: Dict[str, torch.Tensor]) -> Tuple[Dict[str, float], torch.Tensor]:
         """One step on ``batch``; returns the loss values and the global batch's domain ids ``[B]`` (on CPU).
 
         Raises ``NonFiniteLoss`` before any update if a term is NaN or inf.
         """
-        terms, pids, dids = self.losses(batch)
-        f_orig = terms.pop("_f_orig")
+        terms, f_orig, pids, dids = self.losses(batch)
         # One device-to-host copy for every logged value (and the finiteness check) per step.
         values = dict(zip(terms, torch.stack([v.detach().float() for v in terms.values()]).tolist()))
         dids = dids.cpu()  # the stream was just synchronised: no second wait after the update

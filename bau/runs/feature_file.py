@@ -18,20 +18,21 @@ Identities are per domain: pid 3 of domain 0 and pid 3 of domain 1 are two peopl
 in the file are ignored. Files written before the version field existed (by ``bau extract``) are
 version 1 and read the same.
 
-``read_feature_file`` validates a file and returns a ``bau.features.FeatureSet`` (its cache is
-``.bau_cache`` next to the file, keyed by the file's identity like a checkpoint's); every problem
-is one ``BauError`` line naming the file and the array. ``combine_feature_sets`` puts several
-files side by side as several domains.
+This module is the format only, plain arrays in and out: ``write_feature_file`` writes one,
+``read_arrays`` reads and validates one (every problem is one ``BauError`` line naming the file and the
+array). ``bau.runs.features.read_feature_file`` makes a ``FeatureSet`` of a file (its cache is
+``.bau_cache`` next to the file, keyed by the file's identity like a checkpoint's), and
+``bau.runs.features.combine_feature_sets`` puts several files side by side as several domains.
 """
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Sequence
+from typing import Dict
 
 import numpy as np
 
-from bau.atomic import atomic_savez
-from bau.errors import BauError
+from bau.core.atomic import atomic_savez
+from bau.core.errors import BauError
 
 FORMAT_VERSION = 1
 VERSION_KEY = "bau_features_version"
@@ -163,48 +164,3 @@ def read_arrays(path: str) -> Dict[str, np.ndarray]:
         raise BauError(f"{where}: cannot be read as a .npz ({type(e).__name__}); see {DOC}") from None
     name = os.path.splitext(os.path.basename(path))[0]
     return validate(data, where, name)
-
-
-def read_feature_file(path: str):
-    """Feature file ``path`` as a ``bau.features.FeatureSet`` whose cache lives next to the file."""
-    from bau.cache import cache_key
-    from bau.checkpoint import checkpoint_identity
-    from bau.features import feature_set_from_arrays
-
-    arrays = read_arrays(path)  # first: a missing or malformed file is its own one-line error
-    ident = checkpoint_identity(path)
-    return feature_set_from_arrays(cache_key("featurefile", ident), ident, arrays)
-
-
-def combine_feature_sets(sets: Sequence, files: Sequence[str]):
-    """Several feature sets (one per file) as one, each file's domains after the previous files'.
-
-    A domain name that occurs in two files is prefixed with its file's name (``A:market1501``), so
-    every domain stays its own. Feature sizes must agree.
-    """
-    from bau.features import FeatureSet
-
-    if len(sets) == 1:
-        return sets[0]
-    dims = {fs.features.shape[1] for fs in sets}
-    if len(dims) > 1:
-        sizes = ", ".join(f"{f}: {fs.features.shape[1]}" for f, fs in zip(files, sets))
-        raise BauError(f"feature files have different feature sizes ({sizes}); expected features of one model")
-    all_names = [n for fs in sets for n in fs.domain_names]
-    names: List[str] = []
-    offsets = []
-    for f, fs in zip(files, sets):
-        offsets.append(len(names))
-        stem = os.path.splitext(os.path.basename(f))[0]
-        names += [f"{stem}:{n}" if all_names.count(n) > 1 else n for n in fs.domain_names]
-    if len(set(names)) != len(names):
-        raise BauError(f"feature files {', '.join(files)}: domain names collide even with their file names; "
-                       f"give the files distinct names")
-
-    def cat(field: str) -> np.ndarray:
-        return np.concatenate([getattr(fs, field) for fs in sets])
-
-    return FeatureSet(key="", checkpoint={"files": [fs.checkpoint for fs in sets]}, features=cat("features"),
-                      paths=cat("paths"), pids=cat("pids"), camids=cat("camids"),
-                      domains=np.concatenate([fs.domains + o for fs, o in zip(sets, offsets)]), subsets=cat("subsets"),
-                      domain_names=names)

@@ -21,7 +21,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 
 @dataclass

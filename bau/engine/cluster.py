@@ -16,11 +16,11 @@ Slurm requeues itself (``PreemptMode=REQUEUE``, no signal to handle) resumes the
 
 A run with several GPUs (``--gpus-per-run``, ``--nodes-per-run``) is one task per GPU; each task
 maps submitit's job environment to the ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/``MASTER_ADDR``/
-``MASTER_PORT`` variables that ``bau.distributed`` reads, as ``torchrun`` would set them.
+``MASTER_PORT`` variables that ``bau.engine.distributed`` reads, as ``torchrun`` would set them.
 
 Files: ``OUT/.submitit/`` holds submitit's pickles and job logs (``JOB_0_log.out/.err``);
 ``OUT/jobs.json`` the job id of every submitted run; ``RUN/job.json`` the state its job last
-wrote (running, preempted, finished, failed with the error's line). ``bau.sweep_status`` reads them.
+wrote (running, preempted, finished, failed with the error's line). ``bau.engine.sweep_status`` reads them.
 """
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, List, Optional, Tuple
 
-from bau.atomic import atomic_write_json
-from bau.errors import BauError, one_line
+from bau.core.atomic import atomic_write_json
+from bau.core.errors import BauError, one_line
 
 LAUNCHERS = ("local", "slurm", "submitit-local")
 JOBS_FOLDER = ".submitit"
@@ -55,6 +55,20 @@ def import_submitit(launcher: str):
 
 
 @dataclass
+
+def job_error_line(stderr_path: Any) -> Optional[str]:
+    """The last line of a job's stderr log that is not submitit's own logging (None without one)."""
+    try:
+        with open(str(stderr_path), "rb") as f:
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        line = line.strip()
+        if line and not line.startswith("submitit ") and not line.startswith("srun: "):
+            return line
+    return None
+
 class LauncherOptions:
     """The resources of each run's job (the ``--partition`` ... options, or a sweep's ``launcher:``)."""
 
@@ -182,7 +196,7 @@ def slurm_parameters(o: LauncherOptions, name: str) -> Dict[str, Any]:
 
 
 def rank_environment(job_env: Any) -> Dict[str, str]:
-    """The ``torchrun`` variables ``bau.distributed`` reads, from a submitit ``JobEnvironment``.
+    """The ``torchrun`` variables ``bau.engine.distributed`` reads, from a submitit ``JobEnvironment``.
 
     The port is derived from the job id, so every task of a job (and of its requeued runs) agrees."""
     port = 20000 + int(hashlib.sha256(str(job_env.job_id).encode()).hexdigest(), 16) % 40000
@@ -215,8 +229,8 @@ class RunJob:
         return str(env.job_id), env.global_rank == 0
 
     def __call__(self) -> str:
-        from bau.runs import run_status
-        from bau.sweep import _train_run
+        from bau.runs.folder import run_status
+        from bau.engine.trainer import train_run_folder
 
         job_id, main = self._job()
         status = run_status(self.run_dir)
@@ -226,7 +240,7 @@ class RunJob:
             write_job_state(self.run_dir, "running", job_id=job_id, launcher=self.launcher)
         try:
             # A run with a last.pt resumes exactly from it (a requeued job, or an interrupted run).
-            _train_run(self.run_dir, None if status == "interrupted" else self.cfg_dict, self.record, False, print)
+            train_run_folder(self.run_dir, None if status == "interrupted" else self.cfg_dict, self.record, False, print)
         except Exception as e:
             if main:
                 line = one_line(e) if isinstance(e, BauError) else f"{type(e).__name__}: {one_line(e)}"
@@ -318,7 +332,6 @@ def wait_for(jobs: List[Any], names: List[str], echo=print) -> List[str]:
             job.result()
             echo(f"{name}: finished")
         except Exception as e:  # the job's own error is in RUN/job.json and the job's log
-            from bau.sweep_status import job_error_line
 
             line = job_error_line(job.paths.stderr) or one_line(e)
             failures.append(f"{name}: {line}")

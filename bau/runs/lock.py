@@ -43,7 +43,7 @@ import uuid
 from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterator, Optional
 
-from bau.errors import BauError, describe_os_error
+from bau.core.errors import BauError, describe_os_error
 
 LOCK_NAME = ".lock"
 GUARD_NAME = ".lock.guard"

@@ -18,13 +18,13 @@ def one_line(error: BaseException) -> str:
 
     A ``BauError`` raised in a DataLoader worker reaches the main process re-raised with the
     worker's whole traceback as its message ("Caught BauError in DataLoader worker process 0.
-    Original Traceback ... bau.errors.BauError: image x.jpg: ..."); this returns just the original
+    Original Traceback ... bau.core.errors.BauError: image x.jpg: ..."); this returns just the original
     message. Any other message is returned as it is, joined onto one line.
     """
     text = str(error)
     if text.startswith("Caught ") and "Original Traceback" in text:
         last = [line for line in text.splitlines() if line.strip()][-1]
-        for prefix in ("bau.errors.BauError: ", "BauError: "):
+        for prefix in ("bau.core.errors.BauError: ", "BauError: "):
             if last.startswith(prefix):
                 return last[len(prefix):]
         return last

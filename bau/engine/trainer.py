@@ -12,10 +12,10 @@ A run folder holds::
     last.pt       checkpoint after every epoch, written before that epoch's evaluation; best.pt at
                   the best evaluation (mean mAP over targets)
     results.json  the final evaluation and {"finished": true} once the run is complete
-    .lock         while a trainer writes the folder: a lease with a heartbeat (``bau.run_lock``)
+    .lock         while a trainer writes the folder: a lease with a heartbeat (``bau.runs.lock``)
 
 Before the first step every source and target dataset is built and every image header checked
-(``bau.preflight``). Resuming (``bau train --resume RUN``) restarts from ``last.pt`` and reproduces
+(``bau.engine.preflight``). Resuming (``bau train --resume RUN``) restarts from ``last.pt`` and reproduces
 an uninterrupted run exactly on CPU: every epoch re-seeds the RNGs and the sampler from
 ``(seed, epoch)``; log records past the checkpoint are dropped, so no step is logged twice.
 """
@@ -25,30 +25,31 @@ import json
 import os
 import random
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple, Type
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from bau.atomic import atomic_write_json, atomic_write_text
-from bau.checkpoint import load_checkpoint, save_checkpoint
-from bau.config import Config, apply_overrides, config_from_dict, save_config
+from bau.core.atomic import atomic_write_json
+from bau.runs.checkpoint import load_checkpoint, save_checkpoint
+from bau.core.config import Config, config_from_dict, save_config
 from bau.data.loader import build_train_loader
 from bau.data.multisource import MultiSourceTrainSet, training_set
-from bau.device import resolve_device
-from bau.distributed import (DistContext, barrier, broadcast_, convert_batchnorm, init_distributed,
+from bau.core.device import resolve_device
+from bau.engine.distributed import (DistContext, barrier, broadcast_, convert_batchnorm, init_distributed,
                              leave_process_group, rank_device)
-from bau.errors import BauError, describe_os_error
-from bau.evaluation import METRIC_KEYS
-from bau.geometry import uniformity
-from bau.inference import evaluate_target, extract_features
-from bau.memory import PrototypeMemory
+from bau.core.errors import BauError, describe_os_error
+from bau.evaluation.metrics import METRIC_KEYS
+from bau.evaluation.geometry import uniformity
+from bau.evaluation.inference import evaluate_target, extract_features
+from bau.method.memory import PrototypeMemory
 from bau.models.reid import ReIDModel, build_model
-from bau.objective import BAUObjective
-from bau.preflight import check_run_inputs
-from bau.run_lock import RunLock
-from bau.step import NonFiniteLoss, TrainStep
+from bau.method.objective import BAUObjective
+from bau.engine.preflight import check_run_inputs
+from bau.runs.folder import SWEEP_RUN_FILE, open_run_folder, remove_orphan_temp_files, resume_config, truncate_log
+from bau.runs.lock import RunLock
+from bau.engine.step import NonFiniteLoss, TrainStep
 
 
 class TrainingDiverged(BauError):
@@ -79,7 +80,7 @@ class Trainer:
     The pieces are built by small overridable class methods (fast-reid's ``DefaultTrainer``
     style), which the benchmarks reuse: ``build_data`` (sources -> one training set ->
     ``build_loader``'s P x K loader), ``build_model``, ``build_memory`` and ``build_optimizer``. The constructor takes
-    the run folder's lock first (one writer per folder, ``bau.run_lock``) and gives it back if
+    the run folder's lock first (one writer per folder, ``bau.runs.lock``) and gives it back if
     anything fails before ``fit``; ``fit`` gives it back when it returns or raises.
     """
 
@@ -278,7 +279,7 @@ class Trainer:
             self.loader.generator.manual_seed(seed)
 
     def train_step(self, batch: Dict[str, torch.Tensor], epoch: int) -> Tuple[Dict[str, float], torch.Tensor]:
-        """One step (``bau.step.TrainStep``); returns the loss values and the batch's domain ids."""
+        """One step (``bau.engine.step.TrainStep``); returns the loss values and the batch's domain ids."""
         try:
             values, dids = self.step_fn(batch)
         except NonFiniteLoss as e:
@@ -414,6 +415,18 @@ class Trainer:
         return final
 
 
+def train_run_folder(run_dir: str, cfg_dict: Optional[Dict], record: Dict, progress: bool = False,
+                     echo: Callable[[str], None] = print) -> Dict:
+    """Train (``cfg_dict``, a resolved config as a dict) or resume (None) the run in ``run_dir``, with the
+    sweep's ``record`` in its ``SWEEP_RUN_FILE``: the body of a ``bau sweep`` run, in any launcher."""
+    if cfg_dict is None:
+        trainer = Trainer(resume_config(run_dir), run_dir, resume=True, progress=progress, echo=echo)
+    else:
+        trainer = Trainer(config_from_dict(cfg_dict).validate(), run_dir, progress=progress, echo=echo)
+    atomic_write_json(os.path.join(run_dir, SWEEP_RUN_FILE), record)
+    return trainer.fit()
+
+
 def source_geometry_sample(train: List[tuple], size: int, num_target_images: int) -> List[tuple]:
     """The fixed sample of source training images whose uniformity every evaluation logs.
 
@@ -426,74 +439,36 @@ def source_geometry_sample(train: List[tuple], size: int, num_target_images: int
     return [train[i] for i in chosen]
 
 
+def build_step(cfg: Config, train_set: MultiSourceTrainSet, device: torch.device, seed: int,
+               step_class: Type[TrainStep] = TrainStep,
+               wrap: Optional[Callable[[torch.nn.Module], Tuple[torch.nn.Module, torch.nn.Module]]] = None,
+               **step_kwargs) -> TrainStep:
+    """A ``TrainStep`` outside a training run (benchmarks, the GPU check, tests): the trainer's pieces for
+    ``cfg`` on ``device``, built by its own builders and seeded with ``seed``.
+
+    The model (train mode) comes from ``Trainer.build_model`` (initialised on the CPU, so a seed
+    gives the same weights on every device); ``wrap(model) -> (model, net)``, if given, converts it
+    before the optimiser is built (e.g. synchronised BatchNorm and DDP: ``net`` is what the step
+    calls). The memory bank is initialised with random unit vectors (the trainer starts from class
+    means; any unit vectors do for timing). ``train_set`` needs only ``num_classes`` and
+    ``class_domains``. Returns ``step_class(cfg, model, objective, optimizer, memory, device, ...)``.
+    """
+    torch.manual_seed(seed)
+    model = Trainer.build_model(cfg, train_set.num_classes, device).train()
+    net = model
+    if wrap is not None:
+        model, net = wrap(model)
+        step_kwargs["net"] = net
+    memory = Trainer.build_memory(cfg, train_set, model.feat_dim, device)
+    if memory is not None:
+        g = torch.Generator().manual_seed(seed)
+        memory.initialise(torch.randn(train_set.num_classes, model.feat_dim, generator=g),
+                          torch.arange(train_set.num_classes))
+    optimizer, _ = Trainer.build_optimizer(cfg, model)
+    return step_class(cfg, model, BAUObjective(cfg.loss, memory), optimizer, memory, device, **step_kwargs)
+
+
 def domain_share(slots: np.ndarray, names: List[str]) -> Dict[str, float]:
     """``{source name: fraction of the batch slots it filled}`` from per-domain slot counts."""
     total = int(slots.sum())
     return {n: round(float(c) / total, 4) if total else 0.0 for n, c in zip(names, slots)}
-
-
-def open_run_folder(run_dir: str) -> None:
-    """Create ``run_dir`` (and its parents) or raise one line saying why it cannot be a run folder."""
-    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
-        raise BauError(f"run folder {run_dir}: is a file; expected a folder (or a path that does not exist yet)")
-    try:
-        os.makedirs(run_dir, exist_ok=True)
-    except OSError as e:
-        raise BauError(f"run folder {run_dir}: cannot be created ({e.strerror or e})") from None
-    if not os.access(run_dir, os.W_OK | os.X_OK):
-        raise BauError(f"run folder {run_dir}: not writable; expected a folder this user can write")
-
-
-def remove_orphan_temp_files(run_dir: str) -> List[str]:
-    """Delete the ``.NAME.*.tmp`` files an atomic write leaves when its process is killed mid-write.
-
-    Only called with the run folder's lock held, so no live writer owns them."""
-    removed = []
-    for name in os.listdir(run_dir):
-        if name.startswith(".") and name.endswith(".tmp"):
-            try:
-                os.remove(os.path.join(run_dir, name))
-                removed.append(name)
-            except OSError:
-                pass
-    return removed
-
-
-def truncate_log(log_path: str, step: int, epoch: int, evaluated: bool = True) -> None:
-    """Keep the log records of the first ``step`` steps and ``epoch`` epochs only, so a resumed run
-    never repeats a step (records written after the checkpoint are replayed by the resume).
-
-    ``evaluated=False``: the checkpoint's own epoch was not evaluated yet; its eval records go too.
-    """
-    if not os.path.exists(log_path):
-        return
-    kept = []
-    with open(log_path) as f:
-        for line in f:
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by the interruption
-            if not isinstance(rec, dict):
-                continue
-            event = rec.get("event")
-            if event == "step":
-                keep = rec.get("step", 0) <= step
-            elif event == "eval":
-                keep = rec.get("epoch", 0) < epoch or (evaluated and rec.get("epoch", 0) == epoch)
-            else:
-                keep = rec.get("epoch", 0) <= epoch
-            if keep:
-                kept.append(json.dumps(rec))
-    atomic_write_text(log_path, "".join(k + "\n" for k in kept))
-
-
-def resume_config(run_dir: str, overrides: Optional[List[str]] = None) -> Config:
-    """The config of an existing run (from its last checkpoint), for ``bau train --resume``."""
-    path = os.path.join(run_dir, "last.pt")
-    if not os.path.isfile(path):
-        raise BauError(f"--resume {run_dir}: no last.pt in that folder (nothing to resume; start it with --out)")
-    cfg = config_from_dict(load_checkpoint(path)["config"])
-    if overrides:
-        apply_overrides(cfg, overrides)
-    return cfg.validate()

@@ -5,21 +5,24 @@ A run folder (``bau train --out RUN``, or one grid point of ``bau sweep``) holds
     config.yaml      the resolved config the run trains with
     log.jsonl        one JSON record per logged step ({"event": "step", ...}), epoch ({"event": "epoch",
                      "domain_share": ...}) and evaluation ({"event": "eval", ...})
-    last.pt, best.pt checkpoints (``bau.checkpoint``)
+    last.pt, best.pt checkpoints (``bau.runs.checkpoint``)
     results.json     {"finished": true, "metrics": {TARGET: {METRIC: value}}, ...} once the run is complete
-    sweep_run.json   (sweep runs) the sweep settings the run was trained with (``bau.sweep``)
-    .bau_cache/      results derived from its checkpoints: features, t-SNE, ... (``bau.cache``)
+    sweep_run.json   (sweep runs) the sweep settings the run was trained with (``bau.engine.sweep``)
+    .bau_cache/      results derived from its checkpoints: features, t-SNE, ... (``bau.runs.cache``)
 
 A sweep folder holds one run folder per grid point and ``summary.json``, which lists the runs with
 their LABELS (the grid axes, e.g. ``method`` and ``aug_prob``).
 
-This module finds runs and reads those files; every malformed file is a ``BauError`` naming it.
+This module finds runs and reads those files; every malformed file is a ``BauError`` naming it. It
+also prepares a folder for its writer (``bau.engine.trainer``): ``open_run_folder`` creates it,
+``remove_orphan_temp_files`` clears what killed atomic writes left, and on a resume ``resume_config``
+reads the run's config from ``last.pt`` and ``truncate_log`` drops the log records after it.
 The rest of the run layer, shared by ``bau sweep``, ``analysis/`` and ``app/``:
 
-- ``bau.checkpoint.load_model``: a checkpoint's model, kept in memory per checkpoint identity;
-- ``bau.features.feature_set``: features of a checkpoint on some datasets, cached on disk in
-  ``.bau_cache`` next to the checkpoint (``bau.cache``), with ``subsample_per_domain``;
-- ``bau.weight_scores``: the Eq. 4 weight scores of augmented views.
+- ``bau.runs.checkpoint.load_model``: a checkpoint's model, kept in memory per checkpoint identity;
+- ``bau.runs.features.feature_set``: features of a checkpoint on some datasets, cached on disk in
+  ``.bau_cache`` next to the checkpoint (``bau.runs.cache``), with ``subsample_per_domain``;
+- ``bau.runs.weight_scores``: the Eq. 4 weight scores of augmented views.
 
 Label values are compared as numbers when both sides are numbers (``0.5`` matches ``"0.5"``),
 so a selection never depends on how YAML or JSON spelled a value. Nothing here picks one run of
@@ -33,13 +36,19 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Sequence, Tuple
 
-from bau.errors import BauError
-from bau.evaluation import METRIC_KEYS
+from bau.core.atomic import atomic_write_text
+from bau.core.config import Config, apply_overrides, config_from_dict
+from bau.core.errors import BauError
+from bau.evaluation.metrics import METRIC_KEYS
+from bau.runs.checkpoint import load_checkpoint
 
 # Files whose presence (next to config.yaml) makes a folder a run folder.
 RUN_MARKERS = ("log.jsonl", "results.json", "last.pt", "best.pt")
 CHECKPOINTS = ("best", "last")
 
+
+# What a sweep asked of a run (sweep file, base config, overrides, labels), written into its folder.
+SWEEP_RUN_FILE = "sweep_run.json"
 
 def run_status(run_dir: str) -> str:
     """``finished`` (results.json says so), ``interrupted`` (a last.pt but no final results) or ``pending``."""
@@ -137,8 +146,8 @@ class Run:
                              "`bau train`", "YAML with a mapping of sections: data:, model:, ...")
 
     def config(self):
-        """The resolved ``bau.config.Config`` the run was trained with (``config.yaml``)."""
-        from bau.config import config_from_dict
+        """The resolved ``bau.core.config.Config`` the run was trained with (``config.yaml``)."""
+        from bau.core.config import config_from_dict
 
         stored = self.config_dict()
         try:
@@ -330,3 +339,70 @@ def sweep_runs(sweep_dir: str) -> List[Run]:
 def select(runs: Sequence[Run], **labels: Any) -> List[Run]:
     """The runs having every label given (see ``Run.matches``), in the order given."""
     return [r for r in runs if r.matches(**labels)]
+
+
+def open_run_folder(run_dir: str) -> None:
+    """Create ``run_dir`` (and its parents) or raise one line saying why it cannot be a run folder."""
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise BauError(f"run folder {run_dir}: is a file; expected a folder (or a path that does not exist yet)")
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+    except OSError as e:
+        raise BauError(f"run folder {run_dir}: cannot be created ({e.strerror or e})") from None
+    if not os.access(run_dir, os.W_OK | os.X_OK):
+        raise BauError(f"run folder {run_dir}: not writable; expected a folder this user can write")
+
+
+def remove_orphan_temp_files(run_dir: str) -> List[str]:
+    """Delete the ``.NAME.*.tmp`` files an atomic write leaves when its process is killed mid-write.
+
+    Only called with the run folder's lock held, so no live writer owns them."""
+    removed = []
+    for name in os.listdir(run_dir):
+        if name.startswith(".") and name.endswith(".tmp"):
+            try:
+                os.remove(os.path.join(run_dir, name))
+                removed.append(name)
+            except OSError:
+                pass
+    return removed
+
+
+def truncate_log(log_path: str, step: int, epoch: int, evaluated: bool = True) -> None:
+    """Keep the log records of the first ``step`` steps and ``epoch`` epochs only, so a resumed run
+    never repeats a step (records written after the checkpoint are replayed by the resume).
+
+    ``evaluated=False``: the checkpoint's own epoch was not evaluated yet; its eval records go too.
+    """
+    if not os.path.exists(log_path):
+        return
+    kept = []
+    with open(log_path) as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut by the interruption
+            if not isinstance(rec, dict):
+                continue
+            event = rec.get("event")
+            if event == "step":
+                keep = rec.get("step", 0) <= step
+            elif event == "eval":
+                keep = rec.get("epoch", 0) < epoch or (evaluated and rec.get("epoch", 0) == epoch)
+            else:
+                keep = rec.get("epoch", 0) <= epoch
+            if keep:
+                kept.append(json.dumps(rec))
+    atomic_write_text(log_path, "".join(k + "\n" for k in kept))
+
+
+def resume_config(run_dir: str, overrides: Optional[List[str]] = None) -> Config:
+    """The config of an existing run (from its last checkpoint), for ``bau train --resume``."""
+    path = os.path.join(run_dir, "last.pt")
+    if not os.path.isfile(path):
+        raise BauError(f"--resume {run_dir}: no last.pt in that folder (nothing to resume; start it with --out)")
+    cfg = config_from_dict(load_checkpoint(path)["config"])
+    if overrides:
+        apply_overrides(cfg, overrides)
+    return cfg.validate()

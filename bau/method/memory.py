@@ -11,7 +11,7 @@ from typing import Sequence, Union
 import torch
 import torch.nn.functional as F
 
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 
 class PrototypeMemory(torch.nn.Module):

@@ -24,8 +24,8 @@ from typing import Any, Dict, Tuple
 
 import torch
 
-from bau.atomic import atomic_path
-from bau.errors import BauError
+from bau.core.atomic import atomic_path
+from bau.core.errors import BauError
 
 FORMAT = "bau-checkpoint"
 VERSION = 1
@@ -70,7 +70,7 @@ def model_from_checkpoint(path: str, device: str | torch.device = "cpu"):
     The backbone is built without loading ImageNet weights (the checkpoint holds all of them), so
     evaluating a checkpoint needs no pretrained file on the machine.
     """
-    from bau.config import config_from_dict
+    from bau.core.config import config_from_dict
     from bau.models.reid import build_model
 
     ckpt = load_checkpoint(path)
@@ -89,7 +89,7 @@ def checkpoint_identity(path: str) -> Dict[str, Any]:
     """What identifies a checkpoint's content cheaply: ``{"path": real path, "mtime_ns", "size"}``.
 
     Rewriting the file (retraining, replacing ``best.pt``) changes the mtime and usually the size,
-    so anything keyed by the identity (``load_model``, ``bau.cache``) is recomputed.
+    so anything keyed by the identity (``load_model``, ``bau.runs.cache``) is recomputed.
     """
     try:
         real = os.path.realpath(path)
@@ -115,7 +115,7 @@ def load_model(path: str, device: str | torch.device = "cpu") -> Tuple[torch.nn.
     (the app's ``model_in_use``). A failed load (``BauError``) is not cached, so fixing the file
     and asking again works.
     """
-    from bau.device import resolve_device
+    from bau.core.device import resolve_device
 
     dev = resolve_device(device) if isinstance(device, str) else torch.device(device)
     ident = checkpoint_identity(path)

@@ -33,7 +33,7 @@ from typing import Any, Dict, Hashable, Iterator, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 ArrayLike = Union[np.ndarray, torch.Tensor]
 

@@ -1,7 +1,7 @@
 """Seeds as an axis: the runs of one cell over their training seeds, and the numbers reported for them.
 
 A sweep may repeat every run over seeds (``seeds: [1, 2, 3]`` in the sweep file, or a
-``train.seed`` grid axis); the copies carry the label ``seed`` (``bau.sweep``). A CELL is what
+``train.seed`` grid axis); the copies carry the label ``seed`` (``bau.engine.sweep``). A CELL is what
 one table cell or one plotted point stands for (a method at a p, a table row on one setting);
 every number reported for it is over the cell's seeds:
 
@@ -20,7 +20,7 @@ every number reported for it is over the cell's seeds:
   (another sweep folder, another label such as a lambda axis), or two runs of one seed, are an
   ambiguity: a one-line ``BauError`` naming both runs. Nothing is ever reduced to one seed silently.
 
-Everything here is pure: numbers and ``bau.runs.Run`` objects in, numbers out.
+Everything here is pure: numbers and ``bau.runs.folder.Run`` objects in, numbers out.
 """
 from __future__ import annotations
 
@@ -28,10 +28,10 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 
-from bau.errors import BauError
-from bau.runs import Run, same_value
+from bau.core.errors import BauError
+from bau.runs.folder import Run, same_value
 
-SEED = "seed"  # the label of the seed axis (bau.sweep)
+SEED = "seed"  # the label of the seed axis (bau.engine.sweep)
 CONFIDENCE = 0.95  # of the paired difference's interval
 POWER = 0.80  # of the smallest detectable difference
 LATE_FRACTION = 0.2  # the last part of training whose gain says a run was still improving
@@ -188,7 +188,7 @@ def paired_difference(reference: Mapping[int, float], treatment: Mapping[int, fl
 def late_gain(curve: Sequence[Tuple[float, float]], fraction: float = LATE_FRACTION) -> Optional[float]:
     """How much a learning curve rose over the last ``fraction`` of training.
 
-    ``curve``: ``[(step, value), ...]`` in step order (``bau.runs.Run.curve``). The gain is the last
+    ``curve``: ``[(step, value), ...]`` in step order (``bau.runs.folder.Run.curve``). The gain is the last
     value minus the value at the last evaluation at or before step ``(1 - fraction) * last step``.
     None when no evaluation lies that early (a single evaluation says nothing about a trend)."""
     if not curve:

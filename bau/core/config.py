@@ -15,7 +15,17 @@ from typing import Any, List, Optional, get_args, get_origin, get_type_hints
 
 import yaml
 
-from bau.errors import BauError
+from bau.core.atomic import atomic_write_text
+from bau.core.errors import BauError
+
+# The choices of the config's named options. The config declares them without importing the modules that
+# implement them (those import these and check themselves against them: tests/test_config.py), so the
+# config layer depends on no stage.
+SAMPLERS = ("identity", "image")  # data.sampler: bau.data.samplers
+RANDAUGMENT_OP_SETS = ("paper", "released")  # data.randaugment_ops: bau.data.transforms
+BACKBONES = ("mobilenetv2", "resnet50", "vit_b16")  # model.backbone: bau.models.backbones (sorted)
+BN_VIEWS = ("joint", "split")  # model.bn_views: bau.engine.step with bau.models.batchnorm
+LAST_STRIDES = (1, 2)  # model.last_stride (or None, the backbone's usual): bau.models.backbones
 
 
 @dataclass
@@ -137,11 +147,6 @@ class Config:
     def validate(self) -> "Config":
         """Check every option's range; the first violation is one ``BauError`` naming the option."""
         d, m, lo, o, t, e = self.data, self.model, self.loss, self.optim, self.train, self.eval
-        from bau.data.samplers import SAMPLERS
-        from bau.data.transforms import RANDAUGMENT_OP_SETS
-        from bau.models.backbones import BACKBONES, LAST_STRIDES
-        from bau.models.batchnorm import BN_VIEWS
-
         checks = [
             # data
             (0.0 <= d.aug_prob <= 1.0, "data.aug_prob", "a probability in [0, 1]"),
@@ -157,7 +162,7 @@ class Config:
             (d.randaugment_ops in RANDAUGMENT_OP_SETS, "data.randaugment_ops",
              f"'paper' or 'released', got {d.randaugment_ops!r}"),
             # model
-            (m.backbone in BACKBONES, "model.backbone", f"one of {', '.join(BACKBONES.names())}"),
+            (m.backbone.lower() in BACKBONES, "model.backbone", f"one of {', '.join(BACKBONES)}"),
             (m.gem_p >= 1.0, "model.gem_p", "a GeM power >= 1 (1 = average pooling)"),
             (m.bn_views in BN_VIEWS, "model.bn_views", "joint or split"),
             (m.last_stride is None or m.last_stride in LAST_STRIDES, "model.last_stride",
@@ -334,6 +339,4 @@ def config_from_dict(d: dict) -> Config:
 
 
 def save_config(cfg: Config, path: str) -> None:
-    from bau.atomic import atomic_write_text
-
     atomic_write_text(path, yaml.safe_dump(cfg.to_dict(), sort_keys=False))

@@ -1,10 +1,12 @@
-"""The BAU objective of Eq. 9, wired from the pure loss functions of ``bau.losses``:
+"""The BAU objective of Eq. 9, wired from the pure loss functions of ``bau.method.losses``:
 
     L = L_ce + L_tri + lambda * L_align + L_uniform + L_domain
 
 Every term can be switched off from ``LossConfig`` so the ablations of Tables 5, 6 and 8 are
 configs. The trainer calls ``BAUObjective.__call__`` with the network outputs for the original and
-(optionally) the augmented view and gets back the total and each term (for the log).
+(optionally) the augmented view and gets back the total and each term (for the log), losses only.
+``view_features`` is the L2-normalised embedding the terms use; the step stores the original view's
+in the memory (Eq. 7).
 """
 from __future__ import annotations
 
@@ -13,10 +15,17 @@ from typing import Dict, Optional
 import torch
 import torch.nn.functional as F
 
-from bau.config import LossConfig
-from bau.losses import (alignment_loss, batch_hard_triplet, cross_entropy_ls, domain_uniformity_loss,
+from bau.core.config import LossConfig
+from bau.method.losses import (alignment_loss, batch_hard_triplet, cross_entropy_ls, domain_uniformity_loss,
                         reciprocal_weights, uniformity_loss)
-from bau.memory import PrototypeMemory
+from bau.method.memory import PrototypeMemory
+
+
+def view_features(out: Dict[str, torch.Tensor]) -> torch.Tensor:
+    """The L2-normalised BNNeck features of one view's network outputs, in float32: what Eqs. 2-8 compare
+    and what the memory stores (Eq. 7). Float32 even under autocast: exp(-2 d^2) and log-means
+    underflow in half precision."""
+    return F.normalize(out["bn"].float(), dim=1)
 
 
 class BAUObjective:
@@ -28,15 +37,14 @@ class BAUObjective:
                  pids: torch.Tensor, dids: torch.Tensor) -> Dict[str, torch.Tensor]:
         c = self.cfg
         terms: Dict[str, torch.Tensor] = {}
-        # Losses in float32 even under autocast: exp(-2 d^2) and log-means underflow in half precision.
-        f_o = F.normalize(out_orig["bn"].float(), dim=1)
+        f_o = view_features(out_orig)
         if c.ce:
             terms["ce"] = cross_entropy_ls(out_orig["logits"].float(), pids, c.label_smoothing)
         if c.triplet:
             terms["tri"] = batch_hard_triplet(out_orig["feat"].float(), pids, c.margin)
         f_a = None
         if out_aug is not None:
-            f_a = F.normalize(out_aug["bn"].float(), dim=1)
+            f_a = view_features(out_aug)
             if c.ce_aug:
                 terms["ce_aug"] = cross_entropy_ls(out_aug["logits"].float(), pids, c.label_smoothing)
             if c.align:
@@ -59,5 +67,4 @@ class BAUObjective:
                                                          c.n_neighbors) for f in views) / len(views)
         # Logged terms are the raw losses; lambda weights only the alignment term in the total (Eq. 9).
         terms["total"] = sum(c.lam * v if k == "align" else v for k, v in terms.items())
-        terms["_f_orig"] = f_o.detach()  # for the memory update; not a loss
         return terms

@@ -1,7 +1,7 @@
 """Feature extraction and evaluation of a model on a target dataset.
 
 Features are extracted once for the union of all images of all query/gallery splits (the small
-datasets have 10), then each split is ranked with ``bau.evaluation.evaluate_features``, which
+datasets have 10), then each split is ranked with ``bau.evaluation.metrics.evaluate_features``, which
 computes and ranks the query-gallery distances block by block (the full ``[Q, G]`` matrix is never
 held: MSMT17's would be 3.8 GB); the result is the mean over splits, each split kept in ``splits``.
 Re-ranking needs the full matrices, so ``--rerank`` builds them (and ranks with ``evaluate_ranking``).
@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bau.config import Config
+from bau.core.config import Config
 from bau.data.datasets import build_dataset
 from bau.data.loader import build_test_loader
-from bau.evaluation import METRIC_KEYS, distance_matrix, evaluate_features, evaluate_ranking
-from bau.geometry import alignment, uniformity
+from bau.evaluation.metrics import METRIC_KEYS, distance_matrix, evaluate_features, evaluate_ranking
+from bau.evaluation.geometry import alignment, uniformity
 from bau.models.reid import input_memory_format
 
 
@@ -65,7 +65,7 @@ def rank_split(qf: np.ndarray, gf: np.ndarray, query: Sequence[tuple], gallery: 
     q_pids = np.array([it[1] for it in query]); q_cams = np.array([it[2] for it in query])
     g_pids = np.array([it[1] for it in gallery]); g_cams = np.array([it[2] for it in gallery])
     if rerank:
-        from bau.reranking import re_ranking
+        from bau.evaluation.reranking import re_ranking
 
         dist = re_ranking(*(distance_matrix(a, b, device=device) for a, b in ((qf, gf), (qf, qf), (gf, gf))))
         on_device = device is not None and torch.device(device).type != "cpu"
@@ -92,7 +92,7 @@ def evaluate_target(model: torch.nn.Module, name: str, cfg: Config, device: torc
     """Evaluate on dataset ``name``: mean over its splits (all by default) plus each split.
 
     ``geometry=True`` adds ``"geometry": {"L_align", "L_uniform"}``: Eq. 1 and Eq. 2 of the
-    features just extracted (every query and gallery image once; ``bau.geometry``), and
+    features just extracted (every query and gallery image once; ``bau.evaluation.geometry``), and
     ``"num_images"``, how many images were extracted, and ``"geometry_s"``, the seconds it took."""
     root = root or cfg.data.root
     rerank = cfg.eval.rerank if rerank is None else rerank
@@ -130,5 +130,5 @@ def target_geometry(feats: np.ndarray, pids: np.ndarray, max_pairs: Optional[int
                     ) -> Dict[str, float]:
     """``{"L_align": Eq. 1 over the identities, "L_uniform": Eq. 2 over every row}`` of L2-normalised
     features ``[N, d]`` with pids ``[N]`` (negative pids, distractors, are in L_uniform only); exact up
-    to ``max_pairs`` pairs, a seeded sample of that many pairs beyond (``bau.geometry``)."""
+    to ``max_pairs`` pairs, a seeded sample of that many pairs beyond (``bau.evaluation.geometry``)."""
     return {"L_align": alignment(feats, pids, max_pairs=max_pairs), "L_uniform": uniformity(feats, max_pairs=max_pairs)}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Callable, Dict, Iterator, TypeVar
 
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 T = TypeVar("T")
 

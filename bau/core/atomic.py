@@ -14,7 +14,7 @@ import tempfile
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from bau.errors import BauError, describe_os_error
+from bau.core.errors import BauError, describe_os_error
 
 
 @contextmanager

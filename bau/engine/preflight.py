@@ -13,10 +13,10 @@ from typing import Iterable, List, Sequence, Set
 
 from tqdm import tqdm
 
-from bau.config import Config
+from bau.core.config import Config
 from bau.data.datasets import build_dataset
 from bau.data.images import check_images
-from bau.errors import BauError
+from bau.core.errors import BauError
 
 _CHUNK = 256  # images per task: big enough to amortise the pool, small enough for a smooth bar
 

@@ -6,13 +6,13 @@ are one file), deleting a run folder deletes its cache, and ``discover_runs`` ne
 (dot folders are skipped).
 
 Keys: ``<kind>-<owner>-<version>-<settings>``, three hashes: ``owner`` of the checkpoint's real
-path, ``version`` of its identity (``bau.checkpoint.checkpoint_identity``: real path + mtime +
+path, ``version`` of its identity (``bau.runs.checkpoint.checkpoint_identity``: real path + mtime +
 size, so a retrained or replaced file gives a new version), ``settings`` of everything else the
 result depends on (datasets, subset, root, image cap, seed, ...). Saving an entry removes the
 entries of the same checkpoint with another version, so a changed checkpoint leaves nothing
 stale behind.
 
-Entries are ``.npz`` (arrays) or ``.json`` files written atomically (``bau.atomic``): a crash or
+Entries are ``.npz`` (arrays) or ``.json`` files written atomically (``bau.core.atomic``): a crash or
 a concurrent reader never sees half an entry, and an unreadable entry counts as missing (it is
 recomputed and overwritten). A folder that cannot be written simply keeps nothing.
 """
@@ -25,7 +25,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from bau.atomic import atomic_savez, atomic_write_json
+from bau.core.atomic import atomic_savez, atomic_write_json
 
 CACHE_DIR = ".bau_cache"
 

@@ -1,6 +1,6 @@
 """Features of a checkpoint on datasets: ``bau extract`` files and the run layer's cached feature sets.
 
-Both hold the same arrays (the file format, versioned and validated on reading, is ``bau.feature_file``)::
+Both hold the same arrays (the file format, versioned and validated on reading, is ``bau.runs.feature_file``)::
 
     features [N, C] float32 (L2-normalised retrieval features), pids [N], camids [N],
     domains [N] (index into ``domain_names``), subsets [N] ("train" / "query" / "gallery"),
@@ -10,10 +10,13 @@ pids are the datasets' own ids (not relabelled), so identities stay comparable a
 
 ``feature_set`` is what the figure scripts and the app use: the features of a checkpoint on a
 subset of some datasets (optionally at most ``cap`` images per dataset, ``subsample_per_domain``),
-computed once and kept in the checkpoint's ``.bau_cache`` (``bau.cache``) under a key made of the
+computed once and kept in the checkpoint's ``.bau_cache`` (``bau.runs.cache``) under a key made of the
 checkpoint's identity and every setting. The checkpoint's own config (image size, split seed)
 is implied by its identity. The device is not part of the key: the same weights give the same
 features up to float rounding wherever they run.
+
+``read_feature_file`` makes the same ``FeatureSet`` of a feature file (any model's features, its cache next
+to the file), and ``combine_feature_sets`` puts several such sets side by side as several domains.
 """
 from __future__ import annotations
 
@@ -25,12 +28,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from bau.cache import DiskCache, cache_key
-from bau.checkpoint import checkpoint_identity, load_model
-from bau.config import Config
+from bau.runs.cache import DiskCache, cache_key
+from bau.runs.checkpoint import checkpoint_identity, load_model
+from bau.runs.feature_file import read_arrays, write_feature_file
+from bau.core.config import Config
 from bau.data.datasets import build_dataset
-from bau.errors import BauError
-from bau.inference import extract_features
+from bau.core.errors import BauError
+from bau.evaluation.inference import extract_features
 
 SUBSETS = {"train": ("train",), "query": ("query",), "gallery": ("gallery",), "test": ("query", "gallery"),
            "all": ("train", "query", "gallery")}
@@ -56,8 +60,7 @@ def collect_items(names: Sequence[str], root: str, subset: str, cfg: Config, spl
 def extract_to_npz(model: torch.nn.Module, cfg: Config, names: Sequence[str], root: str, subset: str, out_path: str,
                    split: int = 0, progress: bool = False) -> int:
     """Write the features of ``subset`` of datasets ``names`` to the feature file ``out_path``
-    (``bau.feature_file``: the versioned format ``bau analyze`` and the app read); returns the row count."""
-    from bau.feature_file import write_feature_file
+    (``bau.runs.feature_file``: the versioned format ``bau analyze`` and the app read); returns the row count."""
 
     if not out_path.endswith(".npz"):
         raise BauError(f"--out {out_path}: expected a file name ending in .npz")
@@ -97,8 +100,8 @@ def no_progress(fraction: float, text: str) -> None:
 class FeatureSet:
     """Features of a list of images and their labels (every array has one row per image)."""
 
-    key: str  # the cache key (``bau.cache``); derived results key on it
-    checkpoint: Dict[str, Any]  # the checkpoint's identity (``bau.checkpoint.checkpoint_identity``)
+    key: str  # the cache key (``bau.runs.cache``); derived results key on it
+    checkpoint: Dict[str, Any]  # the checkpoint's identity (``bau.runs.checkpoint.checkpoint_identity``)
     features: np.ndarray  # [N, C] float32, L2-normalised
     paths: np.ndarray  # [N] str
     pids: np.ndarray  # [N] int, the datasets' own ids
@@ -191,7 +194,7 @@ def feature_set(checkpoint: str, names: Sequence[str], subset: str, root: str, s
 
     Args:
         checkpoint: the checkpoint file; its identity keys the cache entry, its model
-            (``bau.checkpoint.load_model``) is only loaded on a cache miss.
+            (``bau.runs.checkpoint.load_model``) is only loaded on a cache miss.
         names: dataset names (``market1501``, ``folder:PATH``, ...); their order defines domain indices.
         subset: ``train``, ``query``, ``gallery``, ``test`` (query + gallery) or ``all``.
         root: the datasets' root folder.
@@ -221,3 +224,42 @@ def feature_set(checkpoint: str, names: Sequence[str], subset: str, root: str, s
     arrays = _arrays(col, keep, feats, names)
     cache.save_arrays(key, arrays)
     return feature_set_from_arrays(key, ident, arrays)
+
+
+def read_feature_file(path: str) -> FeatureSet:
+    """Feature file ``path`` (``bau.runs.feature_file``) as a ``FeatureSet`` whose cache lives next to the file."""
+    arrays = read_arrays(path)  # first: a missing or malformed file is its own one-line error
+    ident = checkpoint_identity(path)
+    return feature_set_from_arrays(cache_key("featurefile", ident), ident, arrays)
+
+
+def combine_feature_sets(sets: Sequence[FeatureSet], files: Sequence[str]) -> FeatureSet:
+    """Several feature sets (one per file) as one, each file's domains after the previous files'.
+
+    A domain name that occurs in two files is prefixed with its file's name (``A:market1501``), so
+    every domain stays its own. Feature sizes must agree.
+    """
+    if len(sets) == 1:
+        return sets[0]
+    dims = {fs.features.shape[1] for fs in sets}
+    if len(dims) > 1:
+        sizes = ", ".join(f"{f}: {fs.features.shape[1]}" for f, fs in zip(files, sets))
+        raise BauError(f"feature files have different feature sizes ({sizes}); expected features of one model")
+    all_names = [n for fs in sets for n in fs.domain_names]
+    names: List[str] = []
+    offsets = []
+    for f, fs in zip(files, sets):
+        offsets.append(len(names))
+        stem = os.path.splitext(os.path.basename(f))[0]
+        names += [f"{stem}:{n}" if all_names.count(n) > 1 else n for n in fs.domain_names]
+    if len(set(names)) != len(names):
+        raise BauError(f"feature files {', '.join(files)}: domain names collide even with their file names; "
+                       f"give the files distinct names")
+
+    def cat(field: str) -> np.ndarray:
+        return np.concatenate([getattr(fs, field) for fs in sets])
+
+    return FeatureSet(key="", checkpoint={"files": [fs.checkpoint for fs in sets]}, features=cat("features"),
+                      paths=cat("paths"), pids=cat("pids"), camids=cat("camids"),
+                      domains=np.concatenate([fs.domains + o for fs, o in zip(sets, offsets)]), subsets=cat("subsets"),
+                      domain_names=names)

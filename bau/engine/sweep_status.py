@@ -2,7 +2,7 @@
 
 One row per run of the sweep folder's ``sweep.yaml``: its state, job id, last logged step and,
 for a failed run, the last line of its error. Read from the run layer (``results.json``,
-``last.pt``, ``log.jsonl``, the ``.lock`` lease) and from the launcher's files (``bau.cluster``:
+``last.pt``, ``log.jsonl``, the ``.lock`` lease) and from the launcher's files (``bau.engine.cluster``:
 ``OUT/jobs.json``, ``RUN/job.json`` and submitit's job logs). It asks no scheduler, so it works
 wherever the shared filesystem is mounted. The states:
 
@@ -27,10 +27,10 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
-from bau.cluster import JOB_FILE, read_submitted
-from bau.errors import BauError
-from bau.run_lock import read_lock, stale_bound, stale_reason
-from bau.runs import run_status
+from bau.engine.cluster import JOB_FILE, job_error_line, read_submitted
+from bau.core.errors import BauError
+from bau.runs.lock import read_lock, stale_bound, stale_reason
+from bau.runs.folder import run_status
 
 STATES = ("pending", "queued", "running", "preempted", "finished", "failed")
 
@@ -58,20 +58,6 @@ def last_logged_step(run_dir: str) -> Optional[int]:
             continue
         if isinstance(step, int) and not isinstance(step, bool):
             return step
-    return None
-
-
-def job_error_line(stderr_path: Any) -> Optional[str]:
-    """The last line of a job's stderr log that is not submitit's own logging (None without one)."""
-    try:
-        with open(str(stderr_path), "rb") as f:
-            lines = f.read().decode("utf-8", "replace").splitlines()
-    except OSError:
-        return None
-    for line in reversed(lines):
-        line = line.strip()
-        if line and not line.startswith("submitit ") and not line.startswith("srun: "):
-            return line
     return None
 
 

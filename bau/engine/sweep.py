@@ -23,9 +23,9 @@ tables aggregate over the ``seed`` label (mean, spread, n) and never pick one se
 ``--jobs N`` trains N runs at once, each in its own process (give each run
 ``train.threads`` = cores / N); the run folders' locks keep two processes off one run.
 ``--launcher slurm`` submits the runs as a Slurm job array instead, and ``--launcher
-submitit-local`` runs the same jobs on this machine (``bau.cluster``; a sweep file's ``launcher:``
+submitit-local`` runs the same jobs on this machine (``bau.engine.cluster``; a sweep file's ``launcher:``
 section holds the same options); ``bau sweep --status`` shows where each run stands
-(``bau.sweep_status``).
+(``bau.engine.sweep_status``).
 
 A sweep folder holds one setting. Each run folder keeps the config it trained with
 (``config.yaml``) and the sweep settings that asked for it (``sweep_run.json``: sweep file,
@@ -49,12 +49,12 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
-from bau.atomic import atomic_write_json, atomic_write_text
-from bau.config import Config, load_config, load_yaml
-from bau.errors import BauError, one_line
-from bau.runs import Run, read_summary, run_status
+from bau.core.atomic import atomic_write_json, atomic_write_text
+from bau.core.config import Config, load_config, load_yaml
+from bau.core.errors import BauError, one_line
+from bau.engine.trainer import train_run_folder
+from bau.runs.folder import Run, run_status
 
-SWEEP_RUN_FILE = "sweep_run.json"
 # Options that change where or how fast a run computes, not what it learns: not compared.
 RUNTIME_KEYS = frozenset({"data.workers", "data.image_cache_mb", "train.threads", "train.device", "train.channels_last",
                           "eval.batch_size"})
@@ -168,8 +168,8 @@ def _flat(cfg: Config) -> Dict[str, Any]:
 
 def trained_config(run_dir: str) -> Config:
     """The config a run trained with: its ``config.yaml``, else its ``last.pt``'s."""
-    from bau.checkpoint import load_checkpoint
-    from bau.config import config_from_dict
+    from bau.runs.checkpoint import load_checkpoint
+    from bau.core.config import config_from_dict
 
     if os.path.isfile(os.path.join(run_dir, "config.yaml")):
         return Run(run_dir).config()
@@ -220,7 +220,7 @@ def _remove_run(run_dir: str) -> None:
     """Remove a stale run folder: renamed away first, so a crash never leaves half a folder under its name.
 
     Refused (one line naming the holder) while another trainer holds the folder's lock."""
-    from bau.run_lock import RunLock
+    from bau.runs.lock import RunLock
 
     with RunLock(run_dir):  # nobody is writing it now
         pass
@@ -232,29 +232,15 @@ def _remove_run(run_dir: str) -> None:
         raise BauError(f"run folder {run_dir}: cannot be removed for retraining ({e.strerror})") from None
 
 
-def _train_run(run_dir: str, cfg_dict: Optional[Dict[str, Any]], record: Dict[str, Any], progress: bool,
-               echo=print) -> None:
-    """Train (``cfg_dict``) or resume (None) the run in ``run_dir``; also the body of a ``--jobs`` process."""
-    from bau.config import config_from_dict
-    from bau.trainer import Trainer, resume_config
-
-    if cfg_dict is None:
-        trainer = Trainer(resume_config(run_dir), run_dir, resume=True, progress=progress, echo=echo)
-    else:
-        trainer = Trainer(config_from_dict(cfg_dict).validate(), run_dir, progress=progress, echo=echo)
-    atomic_write_json(os.path.join(run_dir, SWEEP_RUN_FILE), record)
-    trainer.fit()
-
-
 def _quiet(line: str) -> None:
     pass
 
 
 def _launch(todo, out: str, sweep: Dict[str, Any], launcher: str, options, echo) -> List[Dict[str, Any]]:
-    """Submit ``todo`` through submitit (``bau.cluster``); wait for ``submitit-local`` jobs only."""
-    from bau.cluster import read_submitted, submit_runs, wait_for
-    from bau.run_lock import stale_bound
-    from bau.sweep_status import run_row
+    """Submit ``todo`` through submitit (``bau.engine.cluster``); wait for ``submitit-local`` jobs only."""
+    from bau.engine.cluster import read_submitted, submit_runs, wait_for
+    from bau.runs.lock import stale_bound
+    from bau.engine.sweep_status import run_row
 
     submitted, bound, fresh = read_submitted(out), stale_bound(), []
     for item in todo:  # a run whose job is queued or running is not submitted twice
@@ -290,9 +276,9 @@ def run_sweep(path: str, out: str, extra_overrides: Optional[List[str]] = None, 
         force: retrain (from scratch) the selected runs that trained with other settings.
         jobs: runs trained at once, each in its own process (``launcher`` local).
         launcher: ``local`` (this process, or ``jobs`` processes), ``slurm`` (submit a job array and
-            return) or ``submitit-local`` (the same jobs on this machine, waited for): ``bau.cluster``;
+            return) or ``submitit-local`` (the same jobs on this machine, waited for): ``bau.engine.cluster``;
             None: the sweep file's ``launcher: {type: ...}``, else ``local``.
-        launcher_given: the command line's launcher options (``bau.cluster.OPTION_KEYS``; None: not given),
+        launcher_given: the command line's launcher options (``bau.engine.cluster.OPTION_KEYS``; None: not given),
             over the sweep file's ``launcher:`` section.
 
     Raises:
@@ -301,7 +287,7 @@ def run_sweep(path: str, out: str, extra_overrides: Optional[List[str]] = None, 
     if jobs < 1:
         raise BauError(f"--jobs {jobs}: expected at least 1 run at a time")
     sweep = load_sweep(path)
-    from bau.cluster import LAUNCHERS, launcher_options
+    from bau.engine.cluster import LAUNCHERS, launcher_options
 
     kind, options = launcher_options(sweep["launcher"], launcher_given or {}, f"sweep file {path}")
     launcher = launcher or kind or "local"
@@ -342,7 +328,7 @@ def run_sweep(path: str, out: str, extra_overrides: Optional[List[str]] = None, 
     if jobs == 1 or len(todo) <= 1:
         for line, run_dir, cfg, record in todo:
             echo(line)
-            _train_run(run_dir, cfg, record, progress, echo)
+            train_run_folder(run_dir, cfg, record, progress, echo)
             write_summary(out, sweep)
         return write_summary(out, sweep)
     import multiprocessing
@@ -352,7 +338,7 @@ def run_sweep(path: str, out: str, extra_overrides: Optional[List[str]] = None, 
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {}
         for line, run_dir, cfg, record in todo:
-            futures[pool.submit(_train_run, run_dir, cfg, record, False, _quiet)] = (line, run_dir)
+            futures[pool.submit(train_run_folder, run_dir, cfg, record, False, _quiet)] = (line, run_dir)
             echo(f"{line} (in a worker process)")
         failures = []
         for future in as_completed(futures):
