@@ -3,13 +3,16 @@ import json
 import os
 import time
 
+import pytest
 import yaml
 
 from app.paths import RUNS_ENV
 from app.runs import sweep_state_table
 from bau.engine.cluster import write_job_state
 from bau.core.config import load_config, save_config
-from tests.conftest import tiny_overrides
+from tests.helpers import tiny_overrides
+
+pytestmark = pytest.mark.integration
 
 MAIN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "app", "main.py")
 

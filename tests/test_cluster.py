@@ -18,7 +18,9 @@ import yaml
 
 from bau.cli import main
 from bau.core.errors import BauError
-from tests.conftest import tiny_overrides
+from tests.helpers import tiny_overrides
+
+pytestmark = pytest.mark.integration
 
 pytest.importorskip("submitit")
 

@@ -13,6 +13,8 @@ import pytest
 from bau.core.errors import BauError
 from bau.runs.lock import RunLock, read_lock, stale_reason
 
+pytestmark = pytest.mark.integration
+
 
 def _dead_pid() -> int:
     p = subprocess.Popen([sys.executable, "-c", "pass"])

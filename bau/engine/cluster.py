@@ -54,8 +54,6 @@ def import_submitit(launcher: str):
     return submitit
 
 
-@dataclass
-
 def job_error_line(stderr_path: Any) -> Optional[str]:
     """The last line of a job's stderr log that is not submitit's own logging (None without one)."""
     try:
@@ -69,6 +67,8 @@ def job_error_line(stderr_path: Any) -> Optional[str]:
             return line
     return None
 
+
+@dataclass
 class LauncherOptions:
     """The resources of each run's job (the ``--partition`` ... options, or a sweep's ``launcher:``)."""
 
