@@ -75,11 +75,34 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     from bau.checkpoint import model_from_checkpoint
     from bau.features import extract_to_npz
 
+    if args.source == "torchreid":
+        return _extract_torchreid(args)
+    if args.model or args.weights or args.size or args.batch_size or args.workers is not None:
+        raise BauError("bau extract: --model, --weights, --size, --batch-size and --workers go with --from torchreid")
+    if not args.checkpoint:
+        raise BauError("bau extract: --checkpoint CKPT is required (or --from torchreid --model NAME)")
     model, ckpt, cfg = model_from_checkpoint(args.checkpoint, _device(args.device))
     root = args.data_root or cfg.data.root
     n = extract_to_npz(model, cfg, args.dataset, root, args.subset, args.out, split=args.split,
                        progress=not args.quiet)
     print(f"{n} features written to {args.out}")
+    return 0
+
+
+def _extract_torchreid(args: argparse.Namespace) -> int:
+    from bau.adapters.torchreid import extract_to_npz
+
+    if args.checkpoint:
+        raise BauError("bau extract: --checkpoint is a bau checkpoint; with --from torchreid pass --weights PATH")
+    if not args.model:
+        raise BauError("bau extract --from torchreid: --model NAME is required (a torchreid model name, "
+                       "e.g. osnet_ain_x1_0)")
+    if not args.data_root and not all(d.startswith("folder:") for d in args.dataset):
+        raise BauError("bau extract --from torchreid: --data-root is required (no bau config to take it from)")
+    n = extract_to_npz(args.model, args.weights, args.dataset, args.data_root or ".", args.subset, args.out,
+                       split=args.split, size=args.size, device=str(_device(args.device)),
+                       batch_size=args.batch_size or 64, workers=args.workers or 0, progress=not args.quiet)
+    print(f"{n} features of torchreid {args.model} written to {args.out}")
     return 0
 
 
@@ -176,7 +199,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_cmd_eval)
 
     x = sub.add_parser("extract", help="write features + pids + camids + domain ids + paths to a .npz")
-    x.add_argument("--checkpoint", required=True)
+    x.add_argument("--checkpoint", help="a bau checkpoint (.pt) or a run folder")
+    x.add_argument("--from", dest="source", choices=["bau", "torchreid"], default="bau",
+                   help="whose model: bau (--checkpoint) or torchreid (--model, --weights; "
+                        "pip install 'bau[torchreid]')")
+    x.add_argument("--model", help="--from torchreid: the model name of torchreid's factory, e.g. osnet_ain_x1_0")
+    x.add_argument("--weights",
+                   help="--from torchreid: its checkpoint (read weights-only; default: seeded random init)")
+    x.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
+                   help="--from torchreid: input height and width (default torchreid's 256 128; hacnn 160 64)")
+    x.add_argument("--batch-size", type=int, help="--from torchreid: images per batch (default 64)")
+    x.add_argument("--workers", type=int, help="--from torchreid: image-loading processes (default 0)")
     x.add_argument("--dataset", required=True, nargs="+", help="dataset name(s); each gets its domain id in order")
     x.add_argument("--subset", default="test", choices=["train", "query", "gallery", "test", "all"],
                    help="which lists to extract (test = query + gallery)")
