@@ -107,6 +107,7 @@ def _extract_torchreid(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
+    from analysis.feature_compare import same_images
     from analysis.feature_report import write_report
     from bau.feature_file import combine_feature_sets, read_feature_file
 
@@ -114,8 +115,15 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         raise BauError(f"--perplexity {args.perplexity}: expected a positive number")
     if args.tsne_iters < 1:
         raise BauError(f"--tsne-iters {args.tsne_iters}: expected a positive number of iterations")
-    fs = combine_feature_sets([read_feature_file(p) for p in args.features], args.features)
+    sets = [read_feature_file(p) for p in args.features]
     echo = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
+    if args.compare and args.domains:
+        raise BauError("bau analyze: --compare and --domains exclude each other")
+    if len(sets) > 1 and (args.compare or (not args.domains and same_images(sets))):
+        return _compare(sets, args, echo)
+    if args.compare:
+        raise BauError("--compare: expected two or more feature files of the same images")
+    fs = combine_feature_sets(sets, args.features)
     numbers, written = write_report(fs, args.features, args.out, max_points=args.max_points,
                                     perplexity=args.perplexity, seed=args.seed, tsne_iters=args.tsne_iters, echo=echo)
     geo = numbers["geometry"]
@@ -123,6 +131,21 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     print(f"{len(fs)} images, {len(fs.domain_names)} domain(s): alignment {align}  uniformity {geo['uniformity']:.4f}")
     for name, m in numbers["retrieval"]["per_domain"].items():
         print(f"  {name}: mAP {100 * m['mAP']:.1f}  rank-1 {100 * m['rank1']:.1f}")
+    print("wrote " + ", ".join(written))
+    return 0
+
+
+def _compare(sets, args: argparse.Namespace, echo) -> int:
+    """``bau analyze`` of several models' features of the same images: one side-by-side report."""
+    from analysis.feature_compare import comparison_table, write_comparison
+
+    numbers, written = write_comparison(sets, args.features, args.out, max_points=args.max_points,
+                                        perplexity=args.perplexity, seed=args.seed, tsne_iters=args.tsne_iters,
+                                        echo=echo)
+    header, rows = comparison_table(numbers, numbers["domain_names"])
+    print(f"{len(sets)} models on the same {numbers['num_images']} images")
+    for row in rows:
+        print("  " + "  ".join(f"{h} {v}" for h, v in zip(header, row) if h != "model") + f"  ({row[0]})")
     print("wrote " + ", ".join(written))
     return 0
 
@@ -222,8 +245,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     y = sub.add_parser("analyze", help="alignment, uniformity, t-SNE and CMC/mAP of feature files of any model",
                        description="Diagnostics of feature files (.npz from `bau extract`, or from any re-ID model "
-                                   "in that format: docs/feature_files.md). Several files are several domains.")
-    y.add_argument("--features", required=True, nargs="+", metavar="FILE.npz", help="feature files")
+                                   "in that format: docs/feature_files.md). Files of other datasets are several "
+                                   "domains; files of the same images are several models, compared side by side.")
+    y.add_argument("--features", required=True, nargs="+", metavar="FILE.npz",
+                   help="feature files: of other datasets, several domains of one report; of the same images "
+                        "(other models), a side-by-side comparison")
+    y.add_argument("--compare", action="store_true",
+                   help="the files are models to compare (the default when they hold the same images)")
+    y.add_argument("--domains", action="store_true",
+                   help="the files are domains of one report, even when their rows agree (the default otherwise)")
     y.add_argument("--out", required=True, help="output folder: report.md, report.json, tsne.png/.pdf/.json")
     y.add_argument("--max-points", type=int, default=2000,
                    help="images in the t-SNE (seeded sample; default 2000; 0: no t-SNE)")
