@@ -51,7 +51,8 @@ def test_same_images_give_one_side_by_side_report(two_models, tmp_path, monkeypa
     assert sharp["geometry"]["alignment"] < blurry["geometry"]["alignment"]  # the sharp model's ids are tighter
     # one table, one row per model
     report = (out / "report.md").read_text()
-    assert "| model | dim | L_align | L_uniform | -L_uniform market1501 | mAP market1501 | Rank-1 market1501 |" in report
+    header = "| model | dim | L_align | L_uniform | -L_uniform market1501 | mAP market1501 | Rank-1 market1501 |"
+    assert header in report
     assert f"| sharp | 12 | {sharp['geometry']['alignment']:.4f} |" in report and "| blurry | 12 |" in report
     assert "![CMC curves](cmc.png)" in report and "![t-SNE per model](compare_tsne.png)" in report
     # the CMC curves of both models on one plot; the t-SNE panels share their axes limits
