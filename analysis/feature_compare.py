@@ -131,6 +131,8 @@ def write_comparison(sets: Sequence, files: Sequence[str], out: str, max_points:
 
     Returns ``(numbers, paths)``: the numbers of ``report.json`` and the files written.
     """
+    from matplotlib.ticker import MaxNLocator
+
     from analysis.embedding import plot_tsne, sample_rows, tsne
     from analysis.plotting import figure, save_figure
     from bau.atomic import atomic_write_json, atomic_write_text
@@ -151,6 +153,7 @@ def write_comparison(sets: Sequence, files: Sequence[str], out: str, max_points:
         ax = axes[0, 0]
         for label, c in curves:
             ax.plot(np.arange(1, len(c) + 1), 100 * np.asarray(c), marker="o", markersize=2.5, label=label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("rank")
         ax.set_ylabel("matching rate (%)")
         ax.set_title("CMC")
