@@ -52,14 +52,6 @@ def require_torchreid() -> None:
         raise BauError(f"--from torchreid: importing torchreid failed ({e}); {EXTRA}") from None
 
 
-def model_names() -> List[str]:
-    """The names torchreid's model factory knows."""
-    require_torchreid()
-    from torchreid.reid.models import __model_factory
-
-    return sorted(__model_factory)
-
-
 def input_size(name: str, size: Optional[Sequence[int]] = None) -> Tuple[int, int]:
     """``(height, width)``: ``size`` when given, else the one torchreid uses for model ``name``."""
     if size:
