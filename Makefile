@@ -15,7 +15,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check $(TORCH_PIN)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,cluster]' $(TORCH_PIN)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,cluster,tensorboard,torchreid]' $(TORCH_PIN)
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -95,18 +95,20 @@ def sweep_chart(points: pd.DataFrame, x: str, y: str, color: Optional[str]) -> a
 
 
 def embedding_scatter(points: pd.DataFrame, color: str, tooltip: List[str], show_legend: bool = True,
-                      palette: Optional[Dict[str, str]] = None) -> alt.Chart:
+                      palette: Optional[Dict[str, str]] = None,
+                      limits: Optional[Sequence[Sequence[float]]] = None) -> alt.Chart:
     """t-SNE scatter (``x``, ``y``), coloured by ``color``; an ``image`` column becomes the hover picture.
 
     ``palette`` fixes the colour of each value (``{value: "#rrggbb"}``, e.g. the figures' domain
     colours); otherwise a 20-colour scheme, since identities outnumber the default 10 colours.
+    ``limits`` ``((xmin, xmax), (ymin, ymax))`` fixes the axes (side-by-side panels share them).
     """
     tips = (["image"] if "image" in points.columns else []) + tooltip
     scale = alt.Scale(domain=list(palette), range=list(palette.values())) if palette else alt.Scale(scheme="tableau20")
     # aria=False: the screen-reader label of a point would otherwise spell out its image data URL
     return alt.Chart(points).mark_circle(size=40, opacity=0.8, aria=False).encode(
-        x=alt.X("x:Q", axis=None, scale=alt.Scale(zero=False, nice=False, padding=12)),
-        y=alt.Y("y:Q", axis=None, scale=alt.Scale(zero=False, nice=False, padding=12)),
+        x=alt.X("x:Q", axis=None, scale=_axis_scale(limits[0] if limits else None)),
+        y=alt.Y("y:Q", axis=None, scale=_axis_scale(limits[1] if limits else None)),
         color=alt.Color(f"{color}:N", scale=scale,
                         legend=alt.Legend(orient="right", labelLimit=300) if show_legend else None),
         tooltip=tips,
@@ -115,6 +117,22 @@ def embedding_scatter(points: pd.DataFrame, color: str, tooltip: List[str], show
         # SVG marks (not one canvas): each point is an element the browser test can hover.
         usermeta={"embedOptions": {"renderer": "svg"}},
     ).interactive()
+
+
+def _axis_scale(limits: Optional[Sequence[float]]) -> alt.Scale:
+    if limits is None:
+        return alt.Scale(zero=False, nice=False, padding=12)
+    return alt.Scale(domain=[float(limits[0]), float(limits[1])], zero=False, nice=False)
+
+
+def cmc_chart(curves: pd.DataFrame) -> alt.Chart:
+    """CMC curves on one chart: ``curve`` (one per model and domain), ``rank``, ``matching rate (%)``."""
+    return alt.Chart(curves).mark_line(point=True).encode(
+        x=alt.X("rank:Q", scale=alt.Scale(domainMin=1)),
+        y=alt.Y("matching rate (%):Q", scale=alt.Scale(domain=[0, 100])),
+        color=alt.Color("curve:N", legend=alt.Legend(orient="bottom", labelLimit=400)),
+        tooltip=["curve", "rank", "matching rate (%)"],
+    ).properties(height=320)
 
 
 def hex_colors(palette: Dict[str, Sequence[float]]) -> Dict[str, str]:

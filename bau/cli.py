@@ -76,6 +76,12 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     from bau.runs.checkpoint import model_from_checkpoint
     from bau.runs.features import extract_to_npz
 
+    if args.source == "torchreid":
+        return _extract_torchreid(args)
+    if args.model or args.weights or args.size or args.batch_size or args.workers is not None:
+        raise BauError("bau extract: --model, --weights, --size, --batch-size and --workers go with --from torchreid")
+    if not args.checkpoint:
+        raise BauError("bau extract: --checkpoint CKPT is required (or --from torchreid --model NAME)")
     model, ckpt, cfg = model_from_checkpoint(args.checkpoint, _device(args.device))
     root = args.data_root or cfg.data.root
     n = extract_to_npz(model, cfg, args.dataset, root, args.subset, args.out, split=args.split,
@@ -84,7 +90,25 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def _extract_torchreid(args: argparse.Namespace) -> int:
+    from bau.adapters.torchreid import extract_to_npz
+
+    if args.checkpoint:
+        raise BauError("bau extract: --checkpoint is a bau checkpoint; with --from torchreid pass --weights PATH")
+    if not args.model:
+        raise BauError("bau extract --from torchreid: --model NAME is required (a torchreid model name, "
+                       "e.g. osnet_ain_x1_0)")
+    if not args.data_root and not all(d.startswith("folder:") for d in args.dataset):
+        raise BauError("bau extract --from torchreid: --data-root is required (no bau config to take it from)")
+    n = extract_to_npz(args.model, args.weights, args.dataset, args.data_root or ".", args.subset, args.out,
+                       split=args.split, size=args.size, device=str(_device(args.device)),
+                       batch_size=args.batch_size or 64, workers=args.workers or 0, progress=not args.quiet)
+    print(f"{n} features of torchreid {args.model} written to {args.out}")
+    return 0
+
+
 def _cmd_analyze(args: argparse.Namespace) -> int:
+    from analysis.feature_compare import same_images
     from analysis.feature_report import write_report
     from bau.runs.features import combine_feature_sets, read_feature_file
 
@@ -92,8 +116,15 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         raise BauError(f"--perplexity {args.perplexity}: expected a positive number")
     if args.tsne_iters < 1:
         raise BauError(f"--tsne-iters {args.tsne_iters}: expected a positive number of iterations")
-    fs = combine_feature_sets([read_feature_file(p) for p in args.features], args.features)
+    sets = [read_feature_file(p) for p in args.features]
     echo = (lambda s: None) if args.quiet else (lambda s: print(s, file=sys.stderr))
+    if args.compare and args.domains:
+        raise BauError("bau analyze: --compare and --domains exclude each other")
+    if len(sets) > 1 and (args.compare or (not args.domains and same_images(sets))):
+        return _compare(sets, args, echo)
+    if args.compare:
+        raise BauError("--compare: expected two or more feature files of the same images")
+    fs = combine_feature_sets(sets, args.features)
     numbers, written = write_report(fs, args.features, args.out, max_points=args.max_points,
                                     perplexity=args.perplexity, seed=args.seed, tsne_iters=args.tsne_iters, echo=echo)
     geo = numbers["geometry"]
@@ -101,6 +132,21 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     print(f"{len(fs)} images, {len(fs.domain_names)} domain(s): alignment {align}  uniformity {geo['uniformity']:.4f}")
     for name, m in numbers["retrieval"]["per_domain"].items():
         print(f"  {name}: mAP {100 * m['mAP']:.1f}  rank-1 {100 * m['rank1']:.1f}")
+    print("wrote " + ", ".join(written))
+    return 0
+
+
+def _compare(sets, args: argparse.Namespace, echo) -> int:
+    """``bau analyze`` of several models' features of the same images: one side-by-side report."""
+    from analysis.feature_compare import comparison_table, write_comparison
+
+    numbers, written = write_comparison(sets, args.features, args.out, max_points=args.max_points,
+                                        perplexity=args.perplexity, seed=args.seed, tsne_iters=args.tsne_iters,
+                                        echo=echo)
+    header, rows = comparison_table(numbers, numbers["domain_names"])
+    print(f"{len(sets)} models on the same {numbers['num_images']} images")
+    for row in rows:
+        print("  " + "  ".join(f"{h} {v}" for h, v in zip(header, row) if h != "model") + f"  ({row[0]})")
     print("wrote " + ", ".join(written))
     return 0
 
@@ -186,7 +232,17 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_cmd_eval)
 
     x = sub.add_parser("extract", help="write features + pids + camids + domain ids + paths to a .npz")
-    x.add_argument("--checkpoint", required=True)
+    x.add_argument("--checkpoint", help="a bau checkpoint (.pt) or a run folder")
+    x.add_argument("--from", dest="source", choices=["bau", "torchreid"], default="bau",
+                   help="whose model: bau (--checkpoint) or torchreid (--model, --weights; "
+                        "pip install 'bau[torchreid]')")
+    x.add_argument("--model", help="--from torchreid: the model name of torchreid's factory, e.g. osnet_ain_x1_0")
+    x.add_argument("--weights",
+                   help="--from torchreid: its checkpoint (read weights-only; default: seeded random init)")
+    x.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
+                   help="--from torchreid: input height and width (default torchreid's 256 128; hacnn 160 64)")
+    x.add_argument("--batch-size", type=int, help="--from torchreid: images per batch (default 64)")
+    x.add_argument("--workers", type=int, help="--from torchreid: image-loading processes (default 0)")
     x.add_argument("--dataset", required=True, nargs="+", help="dataset name(s); each gets its domain id in order")
     x.add_argument("--subset", default="test", choices=["train", "query", "gallery", "test", "all"],
                    help="which lists to extract (test = query + gallery)")
@@ -199,8 +255,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     y = sub.add_parser("analyze", help="alignment, uniformity, t-SNE and CMC/mAP of feature files of any model",
                        description="Diagnostics of feature files (.npz from `bau extract`, or from any re-ID model "
-                                   "in that format: docs/feature_files.md). Several files are several domains.")
-    y.add_argument("--features", required=True, nargs="+", metavar="FILE.npz", help="feature files")
+                                   "in that format: docs/feature_files.md). Files of other datasets are several "
+                                   "domains; files of the same images are several models, compared side by side.")
+    y.add_argument("--features", required=True, nargs="+", metavar="FILE.npz",
+                   help="feature files: of other datasets, several domains of one report; of the same images "
+                        "(other models), a side-by-side comparison")
+    y.add_argument("--compare", action="store_true",
+                   help="the files are models to compare (the default when they hold the same images)")
+    y.add_argument("--domains", action="store_true",
+                   help="the files are domains of one report, even when their rows agree (the default otherwise)")
     y.add_argument("--out", required=True, help="output folder: report.md, report.json, tsne.png/.pdf/.json")
     y.add_argument("--max-points", type=int, default=2000,
                    help="images in the t-SNE (seeded sample; default 2000; 0: no t-SNE)")

@@ -1,4 +1,5 @@
 """Shared fixtures: one tiny synthetic multi-domain dataset per test session."""
+import os
 
 import pytest
 
@@ -7,6 +8,8 @@ import torch
 # Tiny tensors: one intra-op thread is fastest, and OpenMP spin-waiting on an oversubscribed
 # 2-core machine (other processes, loader workers) can make each op 30x slower.
 torch.set_num_threads(1)
+# No test downloads ImageNet weights (bau.models.pretrained); the download tests unset this.
+os.environ.setdefault("BAU_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """Geometry page: alignment / uniformity (Eqs. 1-2), per domain, and a t-SNE of a checkpoint's features,
 or of a feature file of any model (an ``.npz`` under the runs folder, docs/feature_files.md), for which
-it also shows CMC / mAP per domain: the numbers of ``bau analyze`` (``analysis.feature_report``)."""
+it also shows CMC / mAP per domain: the numbers of ``bau analyze`` (``analysis.feature_report``); or two or
+more feature files of the same images side by side (``app.compare``)."""
 from __future__ import annotations
 
 import os
@@ -22,7 +23,7 @@ from bau.runs.features import read_feature_file
 from bau.runs.features import FeatureSet, feature_set
 
 SUBSETS = ["query", "gallery", "test", "train", "all"]
-SOURCES = ["checkpoint", "feature file (.npz)"]
+SOURCES = ["checkpoint", "feature file (.npz)", "compare feature files"]
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -83,7 +84,13 @@ ctx = context()
 st.title("Geometry")
 with show_errors():
     source = st.radio("Features of", SOURCES, horizontal=True, key="geo_source",
-                      help="the sidebar's checkpoint, or a feature file (.npz) of any model under the runs folder")
+                      help="the sidebar's checkpoint, a feature file (.npz) of any model under the runs folder, or "
+                           "several feature files of the same images side by side")
+    if source == SOURCES[2]:
+        from app.compare import render_comparison
+
+        render_comparison(ctx)
+        st.stop()
     from_file = source == SOURCES[1]
     fs, seed = file_features(ctx) if from_file else checkpoint_features(ctx)
     geo = cached_geometry(fs)

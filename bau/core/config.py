@@ -117,6 +117,9 @@ class TrainConfig:
     # channels_last (NHWC) model and batches: the same results, 1.5-2x faster convolutions on CPUs and
     # tensor cores (benchmarks/train_step.py prints both).
     channels_last: bool = True
+    # Also write log.jsonl's records as TensorBoard scalars into the run folder (bau.engine.tensorboard_log);
+    # needs the optional extra: pip install 'bau[tensorboard]'.
+    tensorboard: bool = False
 
 
 @dataclass

@@ -9,6 +9,8 @@ A run folder holds::
                   epoch ({"event": "epoch", "domain_share": {source: fraction of the batch slots},
                   mean loss terms}) and per evaluation ({"event": "eval", "epoch", "target", "mAP",
                   ...}); analysis and the app read it
+    events.out.tfevents.*  with ``train.tensorboard: true``, the same records as TensorBoard scalars
+                  (``bau.engine.tensorboard_log``)
     last.pt       checkpoint after every epoch, written before that epoch's evaluation; best.pt at
                   the best evaluation (mean mAP over targets)
     results.json  the final evaluation and {"finished": true} once the run is complete
@@ -50,6 +52,7 @@ from bau.engine.preflight import check_run_inputs
 from bau.runs.folder import SWEEP_RUN_FILE, open_run_folder, remove_orphan_temp_files, resume_config, truncate_log
 from bau.runs.lock import RunLock
 from bau.engine.step import NonFiniteLoss, TrainStep
+from bau.engine.tensorboard_log import TensorBoardLog, require_tensorboard
 
 
 class TrainingDiverged(BauError):
@@ -97,6 +100,9 @@ class Trainer:
         self.best_path = os.path.join(run_dir, "best.pt")
         self.log_path = os.path.join(run_dir, "log.jsonl")
         self.lock = RunLock(run_dir, echo=self.echo)
+        self.tensorboard: Optional[TensorBoardLog] = None  # mirrors log.jsonl when train.tensorboard
+        if cfg.train.tensorboard and self.dist.is_main:
+            require_tensorboard()  # before the lock: a missing extra is one line, nothing written
         if self.dist.is_main:
             open_run_folder(run_dir)
             self.lock.acquire()
@@ -150,6 +156,8 @@ class Trainer:
                     os.remove(self.log_path)
             if self.memory is not None:
                 self._initialise_memory()
+        if cfg.train.tensorboard and self.dist.is_main:
+            self.tensorboard = TensorBoardLog(self.run_dir, first_step=self.step + 1 if resume else 0)
 
     # -- builders (override in a subclass to change one piece) -----------------------------------
     @classmethod
@@ -251,6 +259,8 @@ class Trainer:
                 f.write(json.dumps(record) + "\n")
         except OSError as e:
             raise BauError(f"{self.log_path}: could not be written: {describe_os_error(e)}") from None
+        if self.tensorboard is not None:
+            self.tensorboard.write(record)
 
     def _checkpoint_payload(self, epoch: int, evaluated: bool) -> Dict:
         payload = {
@@ -375,6 +385,8 @@ class Trainer:
         try:
             result = self._fit()
         finally:
+            if self.tensorboard is not None:
+                self.tensorboard.close()
             self.lock.release()
         if self.dist.enabled:
             # Every rank finished: drop the DDP wrapper, then leave the group while Python is whole.

