@@ -542,7 +542,8 @@ def test_table_average_over_settings_is_over_the_seeds_both_have(tmp_path):
                      "left out of the average"]
     header, rows = csv_rows(content)
     assert header[-4:] == ["Average Rank-1 mean", "Average Rank-1 std", "Average Rank-1 n", "runs"]
-    assert rows[0][1:4] == ["32.0000", "2.0000", "3"] and rows[0][13:16] == ["21.5000", "2.1213", "2"]
+    assert rows[0][1:4] == ["32.0000", "2.0000", "3"] and rows[0][15:18] == ["21.5000", "2.1213", "2"]
+    assert header[4] == "a \u2192 x mAP still_improving" and rows[0][4] == ""  # no learning curve: nothing to judge
 
 
 def test_run_seed_that_the_sweep_lacks_is_one_error_line(sweep, tmp_path, capsys):
