@@ -37,7 +37,7 @@ def run_demo(out: str, data_dir: str = "data/synthetic", config: Optional[str] =
     from bau.models.reid import build_model
     from bau.device import resolve_device
     from bau.evaluation import METRIC_KEYS
-    from bau.trainer import Trainer, resume_config
+    from bau.trainer import Trainer, nothing_trained, resume_config
 
     t0 = time.time()
     if not os.path.isfile(os.path.join(data_dir, "synthetic.json")):
@@ -77,7 +77,7 @@ def run_demo(out: str, data_dir: str = "data/synthetic", config: Optional[str] =
         print(f"[3/4] training BAU ({cfg.model.backbone}, {cfg.data.height}x{cfg.data.width}, "
               f"{cfg.data.num_ids}x{cfg.data.num_instances} ids x images, {cfg.train.epochs} epochs) on "
               f"{' + '.join(cfg.data.sources)} ...")
-        result = Trainer(cfg, out, progress=progress).fit()
+        result = Trainer(cfg, out, progress=progress, force=nothing_trained(out)).fit()
 
     print("[4/4] held-out domain results")
     summary = {"untrained": untrained, "bau": result["metrics"], "run": out,

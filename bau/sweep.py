@@ -232,12 +232,14 @@ def _train_run(run_dir: str, cfg_dict: Optional[Dict[str, Any]], record: Dict[st
                echo=print) -> None:
     """Train (``cfg_dict``) or resume (None) the run in ``run_dir``; also the body of a ``--jobs`` process."""
     from bau.config import config_from_dict
-    from bau.trainer import Trainer, resume_config
+    from bau.trainer import Trainer, nothing_trained, resume_config
 
     if cfg_dict is None:
         trainer = Trainer(resume_config(run_dir), run_dir, resume=True, progress=progress, echo=echo)
     else:
-        trainer = Trainer(config_from_dict(cfg_dict).validate(), run_dir, progress=progress, echo=echo)
+        # A run killed before its first checkpoint is started again; anything more is never written over.
+        trainer = Trainer(config_from_dict(cfg_dict).validate(), run_dir, progress=progress, echo=echo,
+                          force=nothing_trained(run_dir))
     atomic_write_json(os.path.join(run_dir, SWEEP_RUN_FILE), record)
     trainer.fit()
 

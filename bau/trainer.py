@@ -14,10 +14,16 @@ A run folder holds::
     results.json  the final evaluation and {"finished": true} once the run is complete
     .lock         while a trainer writes the folder (``bau.run_lock``)
 
+A folder holding any of ``RUN_ARTEFACTS`` is never trained into from scratch unless asked
+(``force=True``, ``bau train --force``), which removes them first: a finished run whose ``last.pt``
+is gone is not silently written over.
+
 Before the first step every source and target dataset is built and every image header checked
 (``bau.preflight``). Resuming (``bau train --resume RUN``) restarts from ``last.pt`` and reproduces
 an uninterrupted run exactly on CPU: every epoch re-seeds the RNGs and the sampler from
-``(seed, epoch)``; log records past the checkpoint are dropped, so no step is logged twice.
+``(seed, epoch)``; log records past the checkpoint are dropped, so no step is logged twice. The
+checkpoints store a fingerprint of the training list (``training_fingerprint``: paths, pids,
+sizes, mtimes), and a resume on other data is refused.
 """
 from __future__ import annotations
 
@@ -35,7 +41,7 @@ from bau.atomic import atomic_write_json, atomic_write_text
 from bau.checkpoint import load_checkpoint, save_checkpoint
 from bau.config import Config, apply_overrides, config_from_dict, save_config
 from bau.data.loader import build_train_loader
-from bau.data.multisource import MultiSourceTrainSet, training_set
+from bau.data.multisource import MultiSourceTrainSet, training_fingerprint, training_set
 from bau.device import resolve_device
 from bau.distributed import (DistContext, barrier, broadcast_, convert_batchnorm, init_distributed,
                              leave_process_group, rank_device)
@@ -48,6 +54,10 @@ from bau.objective import BAUObjective
 from bau.preflight import check_run_inputs
 from bau.run_lock import RunLock
 from bau.step import NonFiniteLoss, TrainStep
+
+
+# The files of a run: a folder holding any of them is only trained into with --resume or --force.
+RUN_ARTEFACTS = ("config.yaml", "log.jsonl", "results.json", "last.pt", "best.pt")
 
 
 class TrainingDiverged(BauError):
@@ -80,11 +90,14 @@ class Trainer:
     ``build_loader``'s P x K loader), ``build_model``, ``build_memory`` and ``build_optimizer``. The constructor takes
     the run folder's lock first (one writer per folder, ``bau.run_lock``) and gives it back if
     anything fails before ``fit``; ``fit`` gives it back when it returns or raises.
+
+    A new run (not ``resume``) refuses a folder that holds any of ``RUN_ARTEFACTS``, unless
+    ``force``: then they are removed before anything is written.
     """
 
     def __init__(self, cfg: Config, run_dir: str, resume: bool = False, progress: bool = True,
-                 echo: Callable[[str], None] = print):
-        self.cfg, self.run_dir = cfg, run_dir
+                 echo: Callable[[str], None] = print, force: bool = False):
+        self.cfg, self.run_dir, self.force = cfg, run_dir, force
         device = resolve_device(cfg.train.device)
         self.dist: DistContext = init_distributed(device)
         self.device = rank_device(device, self.dist)
@@ -107,9 +120,8 @@ class Trainer:
     def _set_up(self, resume: bool) -> None:
         cfg = self.cfg
         if self.dist.is_main:
-            if not resume and os.path.exists(self.last_path):
-                raise BauError(f"run folder {self.run_dir} already holds a run (last.pt); resume it with "
-                               f"`bau train --resume {self.run_dir}` or choose another --out")
+            if not resume:
+                clear_run_folder(self.run_dir, self.force)
             remove_orphan_temp_files(self.run_dir)
         barrier(self.dist)
         if cfg.train.threads > 0:
@@ -118,6 +130,7 @@ class Trainer:
 
         # The start-up check runs before the loader, whose image cache decodes every training image.
         self.train_set = training_set(cfg.data)
+        self.data_fingerprint = training_fingerprint(self.train_set.train)
         if self.dist.is_main:
             n = check_run_inputs(cfg, [it[0] for it in self.train_set.train], progress=self.progress)
             self.echo(f"checked {n} images of {len(cfg.data.sources)} source and {len(cfg.data.targets)} "
@@ -220,6 +233,13 @@ class Trainer:
             raise BauError(f"--resume {self.run_dir}: the training data changed since last.pt was written "
                            f"({ckpt['num_classes']} classes then, {self.train_set.num_classes} now); resume with "
                            f"the run's own data.sources and data.root")
+        if "data_fingerprint" not in ckpt:
+            self.echo(f"notice: {self.last_path} has no training-data fingerprint (written by an older bau); "
+                      f"the training data could only be checked by its class count")
+        elif ckpt["data_fingerprint"] != self.data_fingerprint:
+            raise BauError(f"--resume {self.run_dir}: the training data changed since last.pt was written (the "
+                           f"fingerprint of its {len(self.train_set)} images' paths, ids, sizes and times differs); "
+                           f"resume with the run's own data.sources, data.root and image files")
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -257,7 +277,8 @@ class Trainer:
             "config": self.cfg.to_dict(), "num_classes": self.train_set.num_classes,
             # read back by --resume to refuse a run whose training data changed
             "class_domains": list(map(int, self.train_set.class_domains)),
-            "domain_names": list(self.train_set.domain_names), "metrics": self.last_metrics,
+            "domain_names": list(self.train_set.domain_names), "data_fingerprint": self.data_fingerprint,
+            "metrics": self.last_metrics,
             "best_map": self.best_map, "evaluated": evaluated,
         }
         if self.memory is not None:
@@ -400,6 +421,28 @@ def open_run_folder(run_dir: str) -> None:
         raise BauError(f"run folder {run_dir}: cannot be created ({e.strerror or e})") from None
     if not os.access(run_dir, os.W_OK | os.X_OK):
         raise BauError(f"run folder {run_dir}: not writable; expected a folder this user can write")
+
+
+def clear_run_folder(run_dir: str, force: bool) -> List[str]:
+    """Make ``run_dir`` ready for a new run: refuse (one line) when it holds any of ``RUN_ARTEFACTS``,
+    or remove them when ``force``. Returns the names removed. Called with the folder's lock held."""
+    found = [name for name in RUN_ARTEFACTS if os.path.lexists(os.path.join(run_dir, name))]
+    if found and not force:
+        raise BauError(f"run folder {run_dir} already holds a run ({', '.join(found)}); resume it with "
+                       f"`bau train --resume {run_dir}`, overwrite it with --force, or choose another --out")
+    for name in found:
+        try:
+            os.remove(os.path.join(run_dir, name))
+        except OSError as e:
+            raise BauError(f"run folder {run_dir}: {name} cannot be removed for --force "
+                           f"({describe_os_error(e)})") from None
+    return found
+
+
+def nothing_trained(run_dir: str) -> bool:
+    """Whether ``run_dir`` holds no checkpoint and no results: at most the config and log of a run
+    stopped before its first checkpoint, which ``bau sweep`` and ``bau demo`` start again (``force``)."""
+    return not any(os.path.lexists(os.path.join(run_dir, n)) for n in ("last.pt", "best.pt", "results.json"))
 
 
 def remove_orphan_temp_files(run_dir: str) -> List[str]:
