@@ -97,3 +97,111 @@ def test_resume_of_an_old_checkpoint_without_fingerprint_says_so(tiny_synth, tmp
     notices = [s for s in said if "fingerprint" in s]
     assert len(notices) == 1 and "\n" not in notices[0]
     assert load_checkpoint(str(run / "last.pt"))["epoch"] == 2
+
+
+# -- 5, 6, 8: the on-disk cache never breaks a page or a figure script --------------------------------
+def _feature_file(tmp_path, scale=1.0):
+    import numpy as np
+
+    from bau.feature_file import read_feature_file
+
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((6, 8))
+    feats = np.repeat(centres, 4, axis=0) + 0.3 * rng.standard_normal((24, 8))
+    pids = np.repeat(np.arange(6), 4)
+    path = tmp_path / "feats.npz"
+    np.savez(path, features=(feats * scale).astype(np.float32), pids=pids, camids=np.tile(np.arange(4), 6))
+    return read_feature_file(str(path))
+
+
+def _cache_entries(fs, kind):
+    folder = fs.cache().folder
+    return sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.startswith(kind + "-"))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "other arrays"])
+def test_a_damaged_cache_entry_is_a_miss_and_is_replaced(tmp_path, damage):
+    import numpy as np
+
+    from app.embeddings import cached_tsne
+
+    fs = _feature_file(tmp_path)
+    rows, emb = cached_tsne(fs, max_points=24, perplexity=5.0)
+    (entry,) = _cache_entries(fs, "tsne")
+    data = open(entry, "rb").read()
+    if damage == "truncated":
+        open(entry, "wb").write(data[: len(data) // 2])
+    elif damage == "empty":
+        open(entry, "wb").write(b"")
+    else:
+        np.savez(entry, unrelated=np.zeros(3))
+    rows2, emb2 = cached_tsne(fs, max_points=24, perplexity=5.0)
+    np.testing.assert_array_equal(rows, rows2)
+    np.testing.assert_allclose(emb, emb2, atol=1e-5)
+    assert open(entry, "rb").read() == data  # recomputed and replaced
+
+
+def test_a_read_only_cache_computes_without_caching(tmp_path, monkeypatch):
+    import tempfile
+
+    import bau.atomic
+
+    from app.embeddings import cached_geometry, cached_tsne
+
+    fs = _feature_file(tmp_path)
+    os.makedirs(fs.cache().folder)
+    real = tempfile.mkstemp
+
+    def read_only(*a, dir=None, **k):  # root ignores permission bits: refuse where the write happens
+        if dir and ".bau_cache" in str(dir):
+            raise OSError(30, "Read-only file system", dir)
+        return real(*a, dir=dir, **k)
+
+    monkeypatch.setattr(bau.atomic.tempfile, "mkstemp", read_only)
+    rows, emb = cached_tsne(fs, max_points=24, perplexity=5.0)
+    assert emb.shape == (24, 2)
+    from analysis.feature_report import geometry
+
+    assert cached_geometry(fs) == geometry(fs)
+    assert os.listdir(fs.cache().folder) == []
+
+
+def test_feature_set_with_a_read_only_or_damaged_cache(tiny_synth, tmp_path, monkeypatch):
+    import tempfile
+
+    import numpy as np
+
+    import bau.atomic
+    from bau.features import feature_set
+
+    run = tmp_path / "run"
+    _trainer(tiny_synth, run, **{"train.epochs": 1, "data.targets": ""}).fit()
+    ckpt = str(run / "last.pt")
+    real = tempfile.mkstemp
+
+    def read_only(*a, dir=None, **k):
+        if dir and ".bau_cache" in str(dir):
+            raise PermissionError(13, "Permission denied", dir)
+        return real(*a, dir=dir, **k)
+
+    monkeypatch.setattr(bau.atomic.tempfile, "mkstemp", read_only)
+    fs = feature_set(ckpt, ["folder:synth_c"], "test", tiny_synth, workers=0)
+    assert len(fs) > 0 and not os.listdir(run / ".bau_cache")
+    monkeypatch.setattr(bau.atomic.tempfile, "mkstemp", real)
+    fs = feature_set(ckpt, ["folder:synth_c"], "test", tiny_synth, workers=0)
+    (entry,) = os.listdir(run / ".bau_cache")
+    np.savez(run / ".bau_cache" / entry, features=fs.features)  # an entry without its other arrays
+    again = feature_set(ckpt, ["folder:synth_c"], "test", tiny_synth, workers=0)
+    np.testing.assert_array_equal(again.pids, fs.pids)
+
+
+# -- 9. features of any scale give finite geometry ------------------------------------------------
+@pytest.mark.parametrize("scale", [1e20, 1e-25])
+def test_extreme_feature_scales_give_the_same_geometry(tmp_path, scale):
+    from analysis.feature_report import geometry
+
+    ref = geometry(_feature_file(tmp_path))
+    (tmp_path / "s").mkdir()
+    got = geometry(_feature_file(tmp_path / "s", scale=scale))
+    assert got["alignment"] == pytest.approx(ref["alignment"], rel=1e-4)
+    assert got["uniformity"] == pytest.approx(ref["uniformity"], rel=1e-4)
