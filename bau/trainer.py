@@ -256,7 +256,9 @@ class Trainer:
         if self.dist.is_main:
             # The run may be resumed with overrides (say, more epochs): the folder's config follows.
             save_config(self.cfg, os.path.join(self.run_dir, "config.yaml"))
-            truncate_log(self.log_path, ckpt["step"], ckpt["epoch"], evaluated=self.pending_eval is None)
+            dropped = truncate_log(self.log_path, ckpt["step"], ckpt["epoch"], evaluated=self.pending_eval is None)
+            if dropped:
+                self.echo(f"notice: {self.log_path}: {dropped} unreadable line(s) dropped")
         barrier(self.dist)
         self.echo(f"resuming {self.run_dir} after epoch {ckpt['epoch']} (step {self.step})")
 
@@ -460,33 +462,41 @@ def remove_orphan_temp_files(run_dir: str) -> List[str]:
     return removed
 
 
-def truncate_log(log_path: str, step: int, epoch: int, evaluated: bool = True) -> None:
+def truncate_log(log_path: str, step: int, epoch: int, evaluated: bool = True) -> int:
     """Keep the log records of the first ``step`` steps and ``epoch`` epochs only, so a resumed run
     never repeats a step (records written after the checkpoint are replayed by the resume).
 
     ``evaluated=False``: the checkpoint's own epoch was not evaluated yet; its eval records go too.
+    Lines that are not a JSON record with a numeric ``step`` / ``epoch`` (a line cut by the
+    interruption, invalid bytes, a hand edit) are dropped; returns how many.
     """
     if not os.path.exists(log_path):
-        return
-    kept = []
-    with open(log_path) as f:
-        for line in f:
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by the interruption
-            if not isinstance(rec, dict):
+        return 0
+    kept, dropped = [], 0
+    with open(log_path, "rb") as f:
+        for raw in f:
+            if not raw.strip():
                 continue
-            event = rec.get("event")
+            try:
+                rec = json.loads(raw.decode("utf-8"))
+            except ValueError:  # invalid bytes or a line cut by the interruption
+                rec = None
+            event = rec.get("event") if isinstance(rec, dict) else None
+            number = "step" if event == "step" else "epoch"
+            value = rec.get(number, 0) if isinstance(rec, dict) else None
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                dropped += 1
+                continue
             if event == "step":
-                keep = rec.get("step", 0) <= step
+                keep = value <= step
             elif event == "eval":
-                keep = rec.get("epoch", 0) < epoch or (evaluated and rec.get("epoch", 0) == epoch)
+                keep = value < epoch or (evaluated and value == epoch)
             else:
-                keep = rec.get("epoch", 0) <= epoch
+                keep = value <= epoch
             if keep:
                 kept.append(json.dumps(rec))
     atomic_write_text(log_path, "".join(k + "\n" for k in kept))
+    return dropped
 
 
 def resume_config(run_dir: str, overrides: Optional[List[str]] = None) -> Config:

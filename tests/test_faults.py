@@ -205,3 +205,124 @@ def test_extreme_feature_scales_give_the_same_geometry(tmp_path, scale):
     got = geometry(_feature_file(tmp_path / "s", scale=scale))
     assert got["alignment"] == pytest.approx(ref["alignment"], rel=1e-4)
     assert got["uniformity"] == pytest.approx(ref["uniformity"], rel=1e-4)
+
+
+# -- 7. one killed --jobs worker does not abort the other runs ------------------------------------
+def test_a_killed_sweep_worker_fails_only_its_own_run(tiny_synth, tmp_path):
+    import multiprocessing
+    import signal
+    import threading
+    import time
+
+    import yaml
+
+    from bau.sweep import run_sweep
+
+    (tmp_path / "base.yaml").write_text("model:\n  backbone: mobilenetv2\n")
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"base": "base.yaml", "overrides": tiny_overrides(tiny_synth),
+                                    "grids": [{"data.aug_prob": [0.0, 1.0]}]}))
+    out = tmp_path / "sweep"
+    outcome = {}
+
+    def sweep():
+        try:
+            outcome["rows"] = run_sweep(str(path), str(out), progress=False, echo=lambda s: None, jobs=2)
+        except BauError as e:
+            outcome["error"] = str(e)
+
+    thread = threading.Thread(target=sweep)
+    thread.start()
+    deadline = time.time() + 120
+    while time.time() < deadline and len(multiprocessing.active_children()) < 2:
+        time.sleep(0.01)
+    # one of the two workers dies at once (as under the OOM killer); the other run is in its first seconds
+    victim = multiprocessing.active_children()[0]
+    os.kill(victim.pid, signal.SIGKILL)
+    thread.join(600)
+    assert "error" in outcome, outcome
+    summary = json.loads((out / "summary.json").read_text())
+    finished = [r["run"] for r in summary["runs"] if r["status"] == "finished"]
+    assert len(finished) == 1, summary
+    failed = ({"aug_prob-0.0", "aug_prob-1.0"} - set(finished)).pop()
+    assert f"1 of 2 runs failed: {failed} (killed by signal 9" in outcome["error"]
+    assert "\n" not in outcome["error"]
+
+
+def test_cli_sweep_with_a_failed_run_exits_2(tiny_synth, tmp_path, capsys, monkeypatch):
+    import bau.sweep
+    from bau.cli import main
+
+    monkeypatch.setattr(bau.sweep, "_train_in_processes", lambda todo, jobs, echo, **k: [("run-x", "boom")])
+    (tmp_path / "base.yaml").write_text("model:\n  backbone: mobilenetv2\n")
+    (tmp_path / "s.yaml").write_text("base: base.yaml\ngrids:\n  - data.aug_prob: [0.0, 1.0]\n")
+    assert main(["sweep", "--config", str(tmp_path / "s.yaml"), "--out", str(tmp_path / "o"), "--jobs", "2",
+                 "--quiet", *tiny_overrides(tiny_synth)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: sweep folder") and "run-x (boom)" in err and err.count("\n") == 1
+
+
+# -- 8. bad bytes and bad types are one line, never a traceback ---------------------------------
+def _one_line_exit_2(capsys, argv):
+    from bau.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_a_config_or_sweep_file_that_is_not_utf8(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"train:\n  epochs: 2\n# caf\xe9 latin-1\n")
+    err = _one_line_exit_2(capsys, ["train", "--config", str(bad), "--out", str(tmp_path / "run")])
+    assert "bad.yaml" in err and "UTF-8" in err
+    err = _one_line_exit_2(capsys, ["sweep", "--config", str(bad), "--out", str(tmp_path / "sw")])
+    assert "bad.yaml" in err and "UTF-8" in err
+
+
+def test_resume_skips_unreadable_log_lines_and_says_how_many(tiny_synth, tmp_path):
+    run = tmp_path / "run"
+    _trainer(tiny_synth, run, **{"train.epochs": 1}).fit()
+    with open(run / "log.jsonl", "ab") as f:
+        f.write(b'{"event": "step", "step": 1, "note": "\xff\xfe"}\n')
+        f.write(b'{"event": "step", "step": "three"}\n')
+        f.write(b'{"event": "epoch", "epoch": null}\n')
+    said = []
+    Trainer(resume_config(str(run), ["train.epochs=2"]), str(run), resume=True, progress=False,
+            echo=said.append).fit()
+    assert [s for s in said if "log.jsonl" in s] == [f"notice: {run / 'log.jsonl'}: 3 unreadable line(s) dropped"]
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["event"] == "step"] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("value", ["7", 7.5, None, True, -1])
+def test_a_checkpoint_whose_num_classes_is_not_an_int(tiny_synth, tmp_path, capsys, value):
+    run = tmp_path / "run"
+    _trainer(tiny_synth, run, **{"train.epochs": 1, "data.targets": ""}).fit()
+    ckpt = load_checkpoint(str(run / "last.pt"))
+    del ckpt["path"]
+    ckpt["num_classes"] = value
+    save_checkpoint(str(run / "bad.pt"), ckpt)
+    err = _one_line_exit_2(capsys, ["eval", "--checkpoint", str(run / "bad.pt"), "--target", "folder:synth_c",
+                                    "--data-root", tiny_synth, "--quiet"])
+    assert "bad.pt" in err and "num_classes" in err
+
+
+# -- 9. the smaller ones --------------------------------------------------------------------------
+@pytest.mark.parametrize("option", ["optim.lr=inf", "optim.weight_decay=inf", "loss.lam=inf", "loss.margin=nan",
+                                    "optim.lr=-inf", "model.gem_p=inf", "loss.lam=nan"])
+def test_non_finite_numbers_are_refused(option):
+    with pytest.raises(BauError, match=f"config option {option.split('=')[0]}: expected a finite number"):
+        load_config(None, [option])
+
+
+def test_app_port_in_use_is_one_line(tmp_path, capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        err = _one_line_exit_2(capsys, ["app", "--runs", str(tmp_path), "--port", str(port)])
+    assert f"--port {port}" in err and "in use" in err
