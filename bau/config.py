@@ -115,6 +115,14 @@ class EvalConfig:
     batch_size: int = 128
     rerank: bool = False
     max_rank: int = 50
+    # What results.json reports: "last" (the last epoch's evaluation, the default) or "best_of" (the
+    # best mean target mAP among the evaluations after ``select_epochs``: the released code's rule,
+    # a choice made on the test set, so never the default).
+    select: str = "last"
+    select_epochs: List[int] = field(default_factory=lambda: [50, 55, 60])
+
+
+SELECTION_RULES = ("last", "best_of")
 
 
 @dataclass
@@ -183,6 +191,10 @@ class Config:
             # eval
             (e.batch_size >= 1, "eval.batch_size", "a positive batch size"),
             (e.max_rank >= 1, "eval.max_rank", "a CMC length >= 1"),
+            (e.select in SELECTION_RULES, "eval.select", f"'last' or 'best_of', got {e.select!r}"),
+            (e.select != "best_of" or (len(e.select_epochs) >= 1 and all(1 <= x <= t.epochs for x in e.select_epochs)),
+             "eval.select_epochs", f"epochs between 1 and train.epochs={t.epochs} for eval.select=best_of, "
+             f"got {e.select_epochs}"),
         ]
         checks = [(ok, n, x) for ok, n, x in _non_finite(self)] + checks
         for ok, name, expected in checks:

@@ -5,13 +5,15 @@ A run folder holds::
 
     config.yaml   the resolved config (the single source of the run's hyper-parameters; rewritten
                   when a run is resumed with overrides)
-    log.jsonl     one JSON record per logged step ({"event": "step", ...every loss term...}), per
+    log.jsonl     first the ImageNet weights the backbone started from ({"event": "weights", ...}), then
+                  one JSON record per logged step ({"event": "step", ...every loss term...}), per
                   epoch ({"event": "epoch", "domain_share": {source: fraction of the batch slots},
                   mean loss terms}) and per evaluation ({"event": "eval", "epoch", "target", "mAP",
                   ...}); analysis and the app read it
     last.pt       checkpoint after every epoch, written before that epoch's evaluation; best.pt at
                   the best evaluation (mean mAP over targets)
-    results.json  the final evaluation and {"finished": true} once the run is complete
+    results.json  the final evaluation (``eval.select``: the last one, or the best of chosen epochs on
+                  the target set, as released) and {"finished": true} once the run is complete
     .lock         while a trainer writes the folder (``bau.run_lock``)
 
 A folder holding any of ``RUN_ARTEFACTS`` is never trained into from scratch unless asked
@@ -151,6 +153,7 @@ class Trainer:
                                  net=self.net, dist=self.dist)
 
         self.start_epoch, self.step, self.best_map, self.last_metrics = 1, 0, -1.0, {}
+        self.selection_evals: Dict[int, Dict] = {}  # eval.select=best_of: metrics after each select epoch
         self.pending_eval: Optional[int] = None  # an epoch whose evaluation did not finish
         if resume:
             self._resume()
@@ -159,8 +162,21 @@ class Trainer:
                 save_config(cfg, os.path.join(self.run_dir, "config.yaml"))
                 if os.path.exists(self.log_path):
                     os.remove(self.log_path)
+                self._report_weights()
             if self.memory is not None:
                 self._initialise_memory()
+
+    def _report_weights(self) -> None:
+        """Say which ImageNet weights the backbone started from: one line, and a ``weights`` record
+        at the top of ``log.jsonl`` (``{"event": "weights", "epoch": 0, "backbone", "weights", "path"}``)."""
+        loaded = getattr(self.model.backbone, "weights_loaded", None)
+        if loaded is None:
+            record = {"weights": "none (model.pretrained=false: random initialisation)", "path": None}
+        else:
+            record = dict(loaded)
+        self.echo(f"{self.cfg.model.backbone}: ImageNet weights {record['weights']}"
+                  + (f" ({record['path']})" if record["path"] else ""))
+        self._log({"event": "weights", "epoch": 0, "backbone": self.cfg.model.backbone, **record})
 
     # -- builders (override in a subclass to change one piece) -----------------------------------
     @classmethod
@@ -251,6 +267,7 @@ class Trainer:
         self.step = ckpt["step"]
         self.best_map = ckpt.get("best_map", -1.0)
         self.last_metrics = ckpt.get("metrics", {})
+        self.selection_evals = {int(k): v for k, v in ckpt.get("selection_evals", {}).items()}
         if not ckpt.get("evaluated", True):
             self.pending_eval = ckpt["epoch"]
         if self.dist.is_main:
@@ -282,6 +299,7 @@ class Trainer:
             "domain_names": list(self.train_set.domain_names), "data_fingerprint": self.data_fingerprint,
             "metrics": self.last_metrics,
             "best_map": self.best_map, "evaluated": evaluated,
+            "selection_evals": {str(k): v for k, v in self.selection_evals.items()},
         }
         if self.memory is not None:
             payload["memory"] = self.memory.state_dict()
@@ -321,6 +339,8 @@ class Trainer:
             self.echo(f"epoch {epoch} | {name}: mAP {100 * r['mAP']:.1f}  rank-1 {100 * r['rank1']:.1f}  "
                       f"rank-5 {100 * r['rank5']:.1f}  mINP {100 * r['mINP']:.1f}")
         self.last_metrics = {n: {k: r[k] for k in METRIC_KEYS} for n, r in results.items()}
+        if self.cfg.eval.select == "best_of" and epoch in self.cfg.eval.select_epochs:
+            self.selection_evals[epoch] = self.last_metrics
         mean_map = float(np.mean([r["mAP"] for r in results.values()]))
         if mean_map > self.best_map:
             self.best_map = mean_map
@@ -387,7 +407,8 @@ class Trainer:
             stop = self._train_epoch(epoch)
             self.scheduler.step()
             last = epoch == epochs or stop
-            evaluate = bool(cfg.data.targets) and ((eval_every and epoch % eval_every == 0) or last)
+            selected = cfg.eval.select == "best_of" and epoch in cfg.eval.select_epochs
+            evaluate = bool(cfg.data.targets) and ((eval_every and epoch % eval_every == 0) or last or selected)
             if self.dist.is_main:
                 # Saved before evaluating: an evaluation that fails (or is interrupted) loses no training.
                 save_checkpoint(self.last_path, self._checkpoint_payload(epoch, evaluated=not evaluate))
@@ -397,7 +418,8 @@ class Trainer:
             barrier(self.dist)
             if stop:
                 break
-        final = {"finished": True, "epochs": epochs, "steps": self.step, "metrics": self.last_metrics,
+        final = {"finished": True, "epochs": epochs, "steps": self.step,
+                 **select_metrics(cfg, self.last_metrics, self.selection_evals),
                  "best_mean_mAP": self.best_map if self.best_map >= 0 else None,
                  "world_size": self.dist.world_size,
                  "checkpoints": {"last": self.last_path,
@@ -405,6 +427,24 @@ class Trainer:
         if self.dist.is_main:
             atomic_write_json(os.path.join(self.run_dir, "results.json"), final)
         return final
+
+
+def select_metrics(cfg: Config, last: Dict, selection_evals: Dict[int, Dict]) -> Dict:
+    """``results.json``'s ``metrics`` and how they were chosen (``eval.select``).
+
+    ``last``: the last evaluation, ``selection: {"rule": "last"}``. ``best_of``: the evaluation with
+    the best mean target mAP among those after ``eval.select_epochs`` (the earliest on a tie), with
+    ``selection: {"rule", "epochs", "epoch": the one chosen, "on": "target (test) set"}``; the last
+    evaluation when none of those epochs was evaluated (a run stopped early), ``epoch`` None.
+    """
+    if cfg.eval.select != "best_of":
+        return {"metrics": last, "selection": {"rule": "last"}}
+    rule = {"rule": "best_of", "epochs": list(cfg.eval.select_epochs), "on": "target (test) set"}
+    scored = [(float(np.mean([m["mAP"] for m in ms.values()])), -e, e) for e, ms in selection_evals.items() if ms]
+    if not scored:
+        return {"metrics": last, "selection": {**rule, "epoch": None}}
+    epoch = max(scored)[2]
+    return {"metrics": selection_evals[epoch], "selection": {**rule, "epoch": epoch}}
 
 
 def domain_share(slots: np.ndarray, names: List[str]) -> Dict[str, float]:
