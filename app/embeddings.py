@@ -26,7 +26,7 @@ def cached_tsne(fs: FeatureSet, max_points: int = 1500, perplexity: float = 30.0
     cache = fs.cache()
     key = cache_key("tsne", fs.checkpoint, features=fs.key, max_points=max_points, perplexity=perplexity,
                     seed=seed)
-    hit = cache.load_arrays(key)
+    hit = cache.load_arrays(key, required=("rows", "embedding"))
     if hit is not None:
         progress(1.0, "t-SNE: from the cache")
         return hit["rows"], hit["embedding"]

@@ -11,8 +11,10 @@ too instead of leaving it running without a parent.
 """
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -38,7 +40,8 @@ def launch(runs_dir: str, port: int = 8501, host: str = "127.0.0.1", extra_args:
     """Serve the app on ``host:port`` for the runs folder ``runs_dir``; returns streamlit's exit status.
 
     Raises:
-        BauError: ``runs_dir`` is not a folder, the port is invalid, or streamlit is not installed.
+        BauError: ``runs_dir`` is not a folder, the port is invalid or already in use, or streamlit is
+            not installed.
     """
     if not os.path.isdir(runs_dir):
         raise BauError(f"--runs {runs_dir}: not a folder (expected the folder holding run or sweep folders)")
@@ -50,8 +53,31 @@ def launch(runs_dir: str, port: int = 8501, host: str = "127.0.0.1", extra_args:
         import streamlit  # noqa: F401
     except ImportError:
         raise BauError("bau app: streamlit is not installed (pip install streamlit)") from None
+    check_port_free(host, int(port))
     print(f"bau app: serving {os.path.abspath(runs_dir)} on http://{host}:{port} (Ctrl-C to stop)", flush=True)
     return run_forwarding_signals(streamlit_command(runs_dir, port, host, extra_args))
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise one ``BauError`` when ``host:port`` cannot be listened on (another server has it, or
+    ``host`` is not an address of this machine), instead of streamlit's own text and status 1.
+
+    The probe binds with ``SO_REUSEADDR``, as the server will, so a port left in TIME_WAIT by a
+    previous run is not mistaken for a busy one."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise BauError(f"--host {host}: not an address of this machine ({e.strerror})") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise BauError(f"--port {port}: already in use on {host}; stop the server there or choose "
+                               f"another --port") from None
+            raise BauError(f"--host {host} --port {port}: cannot be listened on ({e.strerror or e})") from None
 
 
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT)

@@ -18,6 +18,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from bau.engine.trainer import Trainer
     from bau.runs.folder import resume_config
 
+    if args.resume and args.force:
+        raise BauError("bau train: --force overwrites a run and --resume continues it; give one of them")
     if args.resume:
         cfg = resume_config(args.resume, args.overrides)
         trainer = Trainer(cfg, args.resume, resume=True, progress=not args.quiet)
@@ -25,7 +27,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if not args.out:
             raise BauError("bau train: --out RUN_FOLDER is required (or --resume RUN_FOLDER)")
         cfg = load_config(args.config, args.overrides)
-        trainer = Trainer(cfg, args.out, progress=not args.quiet)
+        trainer = Trainer(cfg, args.out, progress=not args.quiet, force=args.force)
     result = trainer.fit()
     run = args.resume or args.out
     print(f"run folder: {run}")
@@ -215,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", help="YAML config, e.g. experiments/protocol2/ms_cs_c3-m.yaml")
     t.add_argument("--out", help="run folder to create (config, log, checkpoints, results)")
     t.add_argument("--resume", metavar="RUN", help="continue the run in this folder from its last.pt")
+    t.add_argument("--force", action="store_true",
+                   help="with --out: overwrite the run already in that folder (its config, log, results, checkpoints)")
     t.add_argument("overrides", nargs="*", metavar="section.key=value", help="config overrides, e.g. loss.lam=1.5")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=_cmd_train)

@@ -38,7 +38,7 @@ def run_demo(out: str, data_dir: str = "data/synthetic", config: Optional[str] =
     from bau.core.device import resolve_device
     from bau.evaluation.metrics import METRIC_KEYS
     from bau.engine.trainer import Trainer
-    from bau.runs.folder import resume_config
+    from bau.runs.folder import nothing_trained, resume_config
 
     t0 = time.time()
     if not os.path.isfile(os.path.join(data_dir, "synthetic.json")):
@@ -78,7 +78,7 @@ def run_demo(out: str, data_dir: str = "data/synthetic", config: Optional[str] =
         print(f"[3/4] training BAU ({cfg.model.backbone}, {cfg.data.height}x{cfg.data.width}, "
               f"{cfg.data.num_ids}x{cfg.data.num_instances} ids x images, {cfg.train.epochs} epochs) on "
               f"{' + '.join(cfg.data.sources)} ...")
-        result = Trainer(cfg, out, progress=progress).fit()
+        result = Trainer(cfg, out, progress=progress, force=nothing_trained(out)).fit()
 
     print("[4/4] held-out domain results")
     summary = {"untrained": untrained, "bau": result["metrics"], "run": out,

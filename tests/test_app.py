@@ -664,6 +664,7 @@ LAUNCHER = """
 import sys
 from bau import app_launcher
 app_launcher.streamlit_command = lambda *a, **k: [sys.executable, sys.argv[1], sys.argv[2]]
+app_launcher.check_port_free = lambda host, port: None  # the stand-in listens on no port
 sys.exit(app_launcher.launch(sys.argv[3]))
 """
 

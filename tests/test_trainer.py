@@ -153,11 +153,11 @@ def test_single_view_baseline_and_ablation_switches(tiny_synth, tmp_path):
                                                   "loss.uniform": "false", "loss.domain": "false",
                                                   "train.epochs": 1})
     assert r["finished"]
-    rec = [json.loads(l) for l in open(tmp_path / "base" / "log.jsonl")][0]
+    rec = _records(tmp_path / "base", "step")[0]
     assert {"ce", "tri", "total"} <= set(rec) and "align" not in rec and "domain" not in rec
     r = _train(tiny_synth, tmp_path / "ceaug", **{"loss.ce_aug": "true", "loss.weighting": "false",
                                                    "loss.domain_specific": "false", "train.epochs": 1})
-    rec = [json.loads(l) for l in open(tmp_path / "ceaug" / "log.jsonl")][0]
+    rec = _records(tmp_path / "ceaug", "step")[0]
     assert {"ce_aug", "align", "domain"} <= set(rec)
     assert rec["total"] == pytest.approx(rec["ce"] + rec["tri"] + rec["ce_aug"] + 1.5 * rec["align"]
                                          + rec["uniform"] + rec["domain"], rel=1e-4)

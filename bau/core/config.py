@@ -9,6 +9,7 @@ resolved config (``config.yaml``) so a run can always be reproduced.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from typing import Any, List, Optional, get_args, get_origin, get_type_hints
@@ -133,6 +134,14 @@ class EvalConfig:
     # Source images in that fixed sample; 0 = 4 % of the first target's evaluated images (at least
     # 16), which keeps the added cost near 5 % of an evaluation.
     geometry_source_images: int = 0
+    # What results.json reports: "last" (the last epoch's evaluation, the default) or "best_of" (the
+    # best mean target mAP among the evaluations after ``select_epochs``: the released code's rule,
+    # a choice made on the test set, so never the default).
+    select: str = "last"
+    select_epochs: List[int] = field(default_factory=lambda: [50, 55, 60])
+
+
+SELECTION_RULES = ("last", "best_of")
 
 
 @dataclass
@@ -197,7 +206,12 @@ class Config:
             (e.batch_size >= 1, "eval.batch_size", "a positive batch size"),
             (e.max_rank >= 1, "eval.max_rank", "a CMC length >= 1"),
             (e.geometry_source_images >= 0, "eval.geometry_source_images", "0 (automatic) or a number of images"),
+            (e.select in SELECTION_RULES, "eval.select", f"'last' or 'best_of', got {e.select!r}"),
+            (e.select != "best_of" or (len(e.select_epochs) >= 1 and all(1 <= x <= t.epochs for x in e.select_epochs)),
+             "eval.select_epochs", f"epochs between 1 and train.epochs={t.epochs} for eval.select=best_of, "
+             f"got {e.select_epochs}"),
         ]
+        checks = [(ok, n, x) for ok, n, x in _non_finite(self)] + checks
         for ok, name, expected in checks:
             if not ok:
                 raise BauError(f"config option {name}: expected {expected}")
@@ -205,6 +219,19 @@ class Config:
             raise BauError("config option loss.two_view=false: align, uniform and ce_aug need the augmented view; "
                            "switch them off too")
         return self
+
+
+def _non_finite(cfg: "Config") -> List[tuple]:
+    """``(False, option, expected)`` for every number of ``cfg`` that is NaN or infinite (an ``inf``
+    learning rate passes ``lr > 0``; a NaN passes no range check but deserves its own words)."""
+    found = []
+    for section in dataclasses.fields(cfg):
+        for f in dataclasses.fields(getattr(cfg, section.name)):
+            value = getattr(getattr(cfg, section.name), f.name)
+            values = value if isinstance(value, list) else [value]
+            if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+                found.append((False, f"{section.name}.{f.name}", f"a finite number, got {value!r}"))
+    return found
 
 
 def _convert(value: Any, typ: Any, name: str) -> Any:
@@ -289,8 +316,11 @@ def load_yaml(path: str) -> dict:
     if not os.path.isfile(path):
         raise BauError(f"config file {path}: not found (expected a YAML file)")
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             data = yaml.safe_load(f) or {}
+    except UnicodeDecodeError as e:
+        raise BauError(f"config file {path}: not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r}); "
+                       f"save it as UTF-8") from None
     except yaml.YAMLError as e:
         line = getattr(getattr(e, "problem_mark", None), "line", None)
         where = f" at line {line + 1}" if line is not None else ""

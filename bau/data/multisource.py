@@ -8,6 +8,8 @@ domain-specific uniformity loss (paper Eq. 7-8) needs the domain of every class,
 """
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
@@ -74,3 +76,21 @@ def training_set(data: "DataConfig", root: Optional[str] = None) -> MultiSourceT
     sources = [build_dataset(n, root, split=0, split_seed=data.split_seed, num_splits=data.num_splits)
                for n in data.sources]
     return combine(sources, list(data.sources))
+
+
+def training_fingerprint(items: List[DomainItem]) -> str:
+    """A sha256 over the training list: every image's path, pid, size and mtime, in list order.
+
+    Stored in the checkpoints (``data_fingerprint``): ``--resume`` refuses to continue on other
+    data, even when the number of identities and their domains are the same (another source with
+    as many ids, an image removed or replaced). A file that cannot be read enters as size -1.
+    """
+    digest = hashlib.sha256()
+    for path, pid, _camid, domain in items:
+        try:
+            st = os.stat(path)
+            size, mtime = st.st_size, st.st_mtime_ns
+        except OSError:
+            size, mtime = -1, -1
+        digest.update(f"{path}\t{pid}\t{domain}\t{size}\t{mtime}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()

@@ -25,7 +25,9 @@ tables aggregate over the ``seed`` label (mean, spread, n) and never pick one se
 ``--launcher slurm`` submits the runs as a Slurm job array instead, and ``--launcher
 submitit-local`` runs the same jobs on this machine (``bau.engine.cluster``; a sweep file's ``launcher:``
 section holds the same options); ``bau sweep --status`` shows where each run stands
-(``bau.engine.sweep_status``).
+(``bau.engine.sweep_status``). A run
+whose process fails or dies (killed, out of memory) fails alone: the others finish, and the sweep
+then stops with one line naming every failed run and why (``bau sweep`` exits with status 2).
 
 A sweep folder holds one setting. Each run folder keeps the config it trained with
 (``config.yaml``) and the sweep settings that asked for it (``sweep_run.json``: sweep file,
@@ -44,8 +46,9 @@ import io
 import itertools
 import os
 import shutil
+import signal
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import yaml
 
@@ -262,6 +265,63 @@ def _launch(todo, out: str, sweep: Dict[str, Any], launcher: str, options, echo)
     return rows
 
 
+def _worker(run_dir: str, cfg_dict: Optional[Dict[str, Any]], record: Dict[str, Any], conn) -> None:
+    """The body of a ``--jobs`` process: train one run, send ``None`` or the error's line back."""
+    try:
+        train_run_folder(run_dir, cfg_dict, record, False, _quiet)
+        conn.send(None)
+    except BaseException as e:  # noqa: BLE001 - reported to the parent, which names the run
+        conn.send(one_line(e) or type(e).__name__)
+        raise SystemExit(2)
+
+
+def _train_in_processes(todo: List[tuple], jobs: int, echo,
+                        on_done: Callable[[], Any] = lambda: None) -> List[Tuple[str, str]]:
+    """Train the ``todo`` runs, ``jobs`` at a time, each in its own fresh (spawned) process.
+
+    Each run has its own process, so a process that dies (killed, out of memory) fails its own run
+    only; the others go on. ``on_done()`` is called after each run ends (the sweep's summary is
+    rewritten). Returns ``[(run name, why)]`` for the runs that failed."""
+    import multiprocessing
+    from multiprocessing.connection import wait
+
+    ctx = multiprocessing.get_context("spawn")  # fresh interpreters, not forks of running thread pools
+    pending, running, failures = list(todo), {}, []
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                line, run_dir, cfg, record = pending.pop(0)
+                receive, send = ctx.Pipe(duplex=False)
+                process = ctx.Process(target=_worker, args=(run_dir, cfg, record, send))
+                process.start()
+                send.close()
+                running[process.sentinel] = (process, receive, os.path.basename(run_dir))
+                echo(f"{line} (in a worker process)")
+            for sentinel in wait(list(running)):
+                process, receive, name = running.pop(sentinel)
+                process.join()
+                try:
+                    error = receive.recv() if receive.poll() else None
+                except (EOFError, OSError):
+                    error = None
+                receive.close()
+                on_done()
+                if process.exitcode == 0 and error is None:
+                    echo(f"{name}: finished")
+                    continue
+                if error is None:
+                    code = process.exitcode
+                    error = (f"killed by signal {-code} ({signal.Signals(-code).name})" if code < 0
+                             else f"its process exited with status {code}")
+                failures.append((name, error))
+                echo(f"{name}: failed: {error}")
+    finally:
+        for process, _, _ in running.values():  # interrupted: never leave a worker behind
+            process.terminate()
+            process.join()
+    return failures
+
+
 def run_sweep(path: str, out: str, extra_overrides: Optional[List[str]] = None, progress: bool = True,
               only: Optional[List[str]] = None, echo=print, force: bool = False,
               jobs: int = 1, launcher: Optional[str] = None,
@@ -331,27 +391,11 @@ def run_sweep(path: str, out: str, extra_overrides: Optional[List[str]] = None, 
             train_run_folder(run_dir, cfg, record, progress, echo)
             write_summary(out, sweep)
         return write_summary(out, sweep)
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    # Fresh interpreters (spawn), not forks of a process whose thread pools may be running.
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {}
-        for line, run_dir, cfg, record in todo:
-            futures[pool.submit(train_run_folder, run_dir, cfg, record, False, _quiet)] = (line, run_dir)
-            echo(f"{line} (in a worker process)")
-        failures = []
-        for future in as_completed(futures):
-            line, run_dir = futures[future]
-            try:
-                future.result()
-                echo(f"{os.path.basename(run_dir)}: finished")
-            except Exception as e:  # a worker's error is reported, the other runs go on
-                failures.append(f"{os.path.basename(run_dir)}: {one_line(e)}")
-                echo(f"{os.path.basename(run_dir)}: failed: {one_line(e)}")
-            write_summary(out, sweep)
+    failures = _train_in_processes(todo, jobs, echo, on_done=lambda: write_summary(out, sweep))
     if failures:
-        raise BauError(f"sweep folder {out}: {len(failures)} run(s) failed; first: {failures[0]}")
+        listed = ", ".join(f"{name} ({why})" for name, why in failures)
+        raise BauError(f"sweep folder {out}: {len(failures)} of {len(todo)} runs failed: {listed}; "
+                       f"the other runs finished (summary in {out}/summary.csv)")
     return write_summary(out, sweep)
 
 

@@ -5,7 +5,8 @@ A run folder holds::
 
     config.yaml   the resolved config (the single source of the run's hyper-parameters; rewritten
                   when a run is resumed with overrides)
-    log.jsonl     one JSON record per logged step ({"event": "step", ...every loss term...}), per
+    log.jsonl     first the ImageNet weights the backbone started from ({"event": "weights", ...}), then
+                  one JSON record per logged step ({"event": "step", ...every loss term...}), per
                   epoch ({"event": "epoch", "domain_share": {source: fraction of the batch slots},
                   mean loss terms}) and per evaluation ({"event": "eval", "epoch", "target", "mAP",
                   ...}); analysis and the app read it
@@ -13,13 +14,20 @@ A run folder holds::
                   (``bau.engine.tensorboard_log``)
     last.pt       checkpoint after every epoch, written before that epoch's evaluation; best.pt at
                   the best evaluation (mean mAP over targets)
-    results.json  the final evaluation and {"finished": true} once the run is complete
+    results.json  the final evaluation (``eval.select``: the last one, or the best of chosen epochs on
+                  the target set, as released) and {"finished": true} once the run is complete
     .lock         while a trainer writes the folder: a lease with a heartbeat (``bau.runs.lock``)
+
+A folder holding any of ``RUN_ARTEFACTS`` is never trained into from scratch unless asked
+(``force=True``, ``bau train --force``), which removes them first: a finished run whose ``last.pt``
+is gone is not silently written over.
 
 Before the first step every source and target dataset is built and every image header checked
 (``bau.engine.preflight``). Resuming (``bau train --resume RUN``) restarts from ``last.pt`` and reproduces
 an uninterrupted run exactly on CPU: every epoch re-seeds the RNGs and the sampler from
-``(seed, epoch)``; log records past the checkpoint are dropped, so no step is logged twice.
+``(seed, epoch)``; log records past the checkpoint are dropped, so no step is logged twice. The
+checkpoints store a fingerprint of the training list (``training_fingerprint``: paths, pids,
+sizes, mtimes), and a resume on other data is refused.
 """
 from __future__ import annotations
 
@@ -37,7 +45,7 @@ from bau.core.atomic import atomic_write_json
 from bau.runs.checkpoint import load_checkpoint, save_checkpoint
 from bau.core.config import Config, config_from_dict, save_config
 from bau.data.loader import build_train_loader
-from bau.data.multisource import MultiSourceTrainSet, training_set
+from bau.data.multisource import MultiSourceTrainSet, training_fingerprint, training_set
 from bau.core.device import resolve_device
 from bau.engine.distributed import (DistContext, barrier, broadcast_, convert_batchnorm, init_distributed,
                              leave_process_group, rank_device)
@@ -49,10 +57,14 @@ from bau.method.memory import PrototypeMemory
 from bau.models.reid import ReIDModel, build_model
 from bau.method.objective import BAUObjective
 from bau.engine.preflight import check_run_inputs
-from bau.runs.folder import SWEEP_RUN_FILE, open_run_folder, remove_orphan_temp_files, resume_config, truncate_log
+from bau.runs.folder import (SWEEP_RUN_FILE, clear_run_folder, nothing_trained, open_run_folder,
+                              remove_orphan_temp_files, resume_config, truncate_log)
 from bau.runs.lock import RunLock
 from bau.engine.step import NonFiniteLoss, TrainStep
 from bau.engine.tensorboard_log import TensorBoardLog, require_tensorboard
+
+
+# The files of a run: a folder holding any of them is only trained into with --resume or --force.
 
 
 class TrainingDiverged(BauError):
@@ -85,11 +97,14 @@ class Trainer:
     ``build_loader``'s P x K loader), ``build_model``, ``build_memory`` and ``build_optimizer``. The constructor takes
     the run folder's lock first (one writer per folder, ``bau.runs.lock``) and gives it back if
     anything fails before ``fit``; ``fit`` gives it back when it returns or raises.
+
+    A new run (not ``resume``) refuses a folder that holds any of ``RUN_ARTEFACTS``, unless
+    ``force``: then they are removed before anything is written.
     """
 
     def __init__(self, cfg: Config, run_dir: str, resume: bool = False, progress: bool = True,
-                 echo: Callable[[str], None] = print):
-        self.cfg, self.run_dir = cfg, run_dir
+                 echo: Callable[[str], None] = print, force: bool = False):
+        self.cfg, self.run_dir, self.force = cfg, run_dir, force
         device = resolve_device(cfg.train.device)
         self.dist: DistContext = init_distributed(device)
         self.device = rank_device(device, self.dist)
@@ -115,9 +130,8 @@ class Trainer:
     def _set_up(self, resume: bool) -> None:
         cfg = self.cfg
         if self.dist.is_main:
-            if not resume and os.path.exists(self.last_path):
-                raise BauError(f"run folder {self.run_dir} already holds a run (last.pt); resume it with "
-                               f"`bau train --resume {self.run_dir}` or choose another --out")
+            if not resume:
+                clear_run_folder(self.run_dir, self.force)
             remove_orphan_temp_files(self.run_dir)
         barrier(self.dist)
         if cfg.train.threads > 0:
@@ -126,6 +140,7 @@ class Trainer:
 
         # The start-up check runs before the loader, whose image cache decodes every training image.
         self.train_set = training_set(cfg.data)
+        self.data_fingerprint = training_fingerprint(self.train_set.train)
         if self.dist.is_main:
             n = check_run_inputs(cfg, [it[0] for it in self.train_set.train], progress=self.progress)
             self.echo(f"checked {n} images of {len(cfg.data.sources)} source and {len(cfg.data.targets)} "
@@ -146,6 +161,7 @@ class Trainer:
                                  net=self.net, dist=self.dist)
 
         self.start_epoch, self.step, self.best_map, self.last_metrics = 1, 0, -1.0, {}
+        self.selection_evals: Dict[int, Dict] = {}  # eval.select=best_of: metrics after each select epoch
         self.pending_eval: Optional[int] = None  # an epoch whose evaluation did not finish
         if resume:
             self._resume()
@@ -154,10 +170,23 @@ class Trainer:
                 save_config(cfg, os.path.join(self.run_dir, "config.yaml"))
                 if os.path.exists(self.log_path):
                     os.remove(self.log_path)
+                self._report_weights()
             if self.memory is not None:
                 self._initialise_memory()
         if cfg.train.tensorboard and self.dist.is_main:
             self.tensorboard = TensorBoardLog(self.run_dir, first_step=self.step + 1 if resume else 0)
+
+    def _report_weights(self) -> None:
+        """Say which ImageNet weights the backbone started from: one line, and a ``weights`` record
+        at the top of ``log.jsonl`` (``{"event": "weights", "epoch": 0, "backbone", "weights", "path"}``)."""
+        loaded = getattr(self.model.backbone, "weights_loaded", None)
+        if loaded is None:
+            record = {"weights": "none (model.pretrained=false: random initialisation)", "path": None}
+        else:
+            record = dict(loaded)
+        self.echo(f"{self.cfg.model.backbone}: ImageNet weights {record['weights']}"
+                  + (f" ({record['path']})" if record["path"] else ""))
+        self._log({"event": "weights", "epoch": 0, "backbone": self.cfg.model.backbone, **record})
 
     # -- builders (override in a subclass to change one piece) -----------------------------------
     @classmethod
@@ -230,6 +259,13 @@ class Trainer:
             raise BauError(f"--resume {self.run_dir}: the training data changed since last.pt was written "
                            f"({ckpt['num_classes']} classes then, {self.train_set.num_classes} now); resume with "
                            f"the run's own data.sources and data.root")
+        if "data_fingerprint" not in ckpt:
+            self.echo(f"notice: {self.last_path} has no training-data fingerprint (written by an older bau); "
+                      f"the training data could only be checked by its class count")
+        elif ckpt["data_fingerprint"] != self.data_fingerprint:
+            raise BauError(f"--resume {self.run_dir}: the training data changed since last.pt was written (the "
+                           f"fingerprint of its {len(self.train_set)} images' paths, ids, sizes and times differs); "
+                           f"resume with the run's own data.sources, data.root and image files")
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -241,12 +277,15 @@ class Trainer:
         self.step = ckpt["step"]
         self.best_map = ckpt.get("best_map", -1.0)
         self.last_metrics = ckpt.get("metrics", {})
+        self.selection_evals = {int(k): v for k, v in ckpt.get("selection_evals", {}).items()}
         if not ckpt.get("evaluated", True):
             self.pending_eval = ckpt["epoch"]
         if self.dist.is_main:
             # The run may be resumed with overrides (say, more epochs): the folder's config follows.
             save_config(self.cfg, os.path.join(self.run_dir, "config.yaml"))
-            truncate_log(self.log_path, ckpt["step"], ckpt["epoch"], evaluated=self.pending_eval is None)
+            dropped = truncate_log(self.log_path, ckpt["step"], ckpt["epoch"], evaluated=self.pending_eval is None)
+            if dropped:
+                self.echo(f"notice: {self.log_path}: {dropped} unreadable line(s) dropped")
         barrier(self.dist)
         self.echo(f"resuming {self.run_dir} after epoch {ckpt['epoch']} (step {self.step})")
 
@@ -269,8 +308,10 @@ class Trainer:
             "config": self.cfg.to_dict(), "num_classes": self.train_set.num_classes,
             # read back by --resume to refuse a run whose training data changed
             "class_domains": list(map(int, self.train_set.class_domains)),
-            "domain_names": list(self.train_set.domain_names), "metrics": self.last_metrics,
+            "domain_names": list(self.train_set.domain_names), "data_fingerprint": self.data_fingerprint,
+            "metrics": self.last_metrics,
             "best_map": self.best_map, "evaluated": evaluated,
+            "selection_evals": {str(k): v for k, v in self.selection_evals.items()},
         }
         if self.memory is not None:
             payload["memory"] = self.memory.state_dict()
@@ -332,6 +373,8 @@ class Trainer:
             rec["eval_s"], rec["geometry_s"] = round(rec["eval_s"], 4), round(rec.get("geometry_s", 0.0), 4)
             self._log(rec)
         self.last_metrics = {n: {k: r[k] for k in METRIC_KEYS} for n, r in results.items()}
+        if self.cfg.eval.select == "best_of" and epoch in self.cfg.eval.select_epochs:
+            self.selection_evals[epoch] = self.last_metrics
         mean_map = float(np.mean([r["mAP"] for r in results.values()]))
         if mean_map > self.best_map:
             self.best_map = mean_map
@@ -407,7 +450,8 @@ class Trainer:
             stop = self._train_epoch(epoch)
             self.scheduler.step()
             last = epoch == epochs or stop
-            evaluate = bool(cfg.data.targets) and ((eval_every and epoch % eval_every == 0) or last)
+            selected = cfg.eval.select == "best_of" and epoch in cfg.eval.select_epochs
+            evaluate = bool(cfg.data.targets) and ((eval_every and epoch % eval_every == 0) or last or selected)
             if self.dist.is_main:
                 # Saved before evaluating: an evaluation that fails (or is interrupted) loses no training.
                 save_checkpoint(self.last_path, self._checkpoint_payload(epoch, evaluated=not evaluate))
@@ -417,7 +461,8 @@ class Trainer:
             barrier(self.dist)
             if stop:
                 break
-        final = {"finished": True, "epochs": epochs, "steps": self.step, "metrics": self.last_metrics,
+        final = {"finished": True, "epochs": epochs, "steps": self.step,
+                 **select_metrics(cfg, self.last_metrics, self.selection_evals),
                  "best_mean_mAP": self.best_map if self.best_map >= 0 else None,
                  "world_size": self.dist.world_size,
                  "checkpoints": {"last": self.last_path,
@@ -434,7 +479,9 @@ def train_run_folder(run_dir: str, cfg_dict: Optional[Dict], record: Dict, progr
     if cfg_dict is None:
         trainer = Trainer(resume_config(run_dir), run_dir, resume=True, progress=progress, echo=echo)
     else:
-        trainer = Trainer(config_from_dict(cfg_dict).validate(), run_dir, progress=progress, echo=echo)
+        # A run killed before its first checkpoint is started again; anything more is never written over.
+        trainer = Trainer(config_from_dict(cfg_dict).validate(), run_dir, progress=progress, echo=echo,
+                          force=nothing_trained(run_dir))
     atomic_write_json(os.path.join(run_dir, SWEEP_RUN_FILE), record)
     return trainer.fit()
 
@@ -478,6 +525,24 @@ def build_step(cfg: Config, train_set: MultiSourceTrainSet, device: torch.device
                           torch.arange(train_set.num_classes))
     optimizer, _ = Trainer.build_optimizer(cfg, model)
     return step_class(cfg, model, BAUObjective(cfg.loss, memory), optimizer, memory, device, **step_kwargs)
+
+
+def select_metrics(cfg: Config, last: Dict, selection_evals: Dict[int, Dict]) -> Dict:
+    """``results.json``'s ``metrics`` and how they were chosen (``eval.select``).
+
+    ``last``: the last evaluation, ``selection: {"rule": "last"}``. ``best_of``: the evaluation with
+    the best mean target mAP among those after ``eval.select_epochs`` (the earliest on a tie), with
+    ``selection: {"rule", "epochs", "epoch": the one chosen, "on": "target (test) set"}``; the last
+    evaluation when none of those epochs was evaluated (a run stopped early), ``epoch`` None.
+    """
+    if cfg.eval.select != "best_of":
+        return {"metrics": last, "selection": {"rule": "last"}}
+    rule = {"rule": "best_of", "epochs": list(cfg.eval.select_epochs), "on": "target (test) set"}
+    scored = [(float(np.mean([m["mAP"] for m in ms.values()])), -e, e) for e, ms in selection_evals.items() if ms]
+    if not scored:
+        return {"metrics": last, "selection": {**rule, "epoch": None}}
+    epoch = max(scored)[2]
+    return {"metrics": selection_evals[epoch], "selection": {**rule, "epoch": epoch}}
 
 
 def domain_share(slots: np.ndarray, names: List[str]) -> Dict[str, float]:

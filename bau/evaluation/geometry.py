@@ -80,8 +80,18 @@ def _as_features(features: ArrayLike, normalize: bool, name: str = "features") -
     if not all(bool(torch.isfinite(t[s:s + step]).all()) for s in range(0, t.shape[0], step)):
         raise BauError(f"{name}: contains NaN or infinite values")
     if normalize:
-        t = torch.nn.functional.normalize(t, dim=1)
+        t = unit_rows(t)
     return t
+
+
+def unit_rows(t: torch.Tensor) -> torch.Tensor:
+    """Rows scaled to unit L2 norm whatever their magnitude (all-zero rows stay zero).
+
+    Each row is first divided by its largest absolute entry, so the squares in the norm neither
+    overflow (features of 1e20) nor fall under ``normalize``'s epsilon (features of 1e-25)."""
+    peak = t.abs().amax(dim=1, keepdim=True)
+    t = t / torch.where(peak > 0, peak, torch.ones_like(peak))
+    return torch.nn.functional.normalize(t, dim=1)
 
 
 def _as_labels(labels: Any, n: int, name: str) -> np.ndarray:

@@ -14,6 +14,9 @@ the same either way. ``None`` keeps each backbone's usual: 1 for ResNet-50 (as t
 it), 2 for MobileNetV2 (torchvision's, what the demo trains).
 - ``vit_b16``: torchvision ViT-B/16 with its position embeddings interpolated to the re-ID aspect
   ratio (256x128 -> a 16x8 grid); the class token is the feature.
+
+A backbone built with ImageNet weights says which in ``weights_loaded``: ``{"weights": in words
+(``bau.models.pretrained.describe_weights``), "path": the file}``; ``bau train`` prints and logs it.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ import torch.nn.functional as F
 import torchvision.models as tvm
 
 from bau.core.errors import BauError
-from bau.models.pretrained import load_state_dict_file, map_in_order, resolve_weights
+from bau.models.pretrained import describe_weights, load_state_dict_file, map_in_order, resolve_weights
 from bau.core.config import BACKBONES as BACKBONE_CHOICES
 from bau.core.config import LAST_STRIDES
 from bau.core.registry import Registry
@@ -64,6 +67,7 @@ class ResNet50IN(nn.Module):
         net = tvm.resnet50()
         if pretrained:
             path = resolve_weights("resnet50", pretrained_path)
+            self.weights_loaded = {"weights": describe_weights("resnet50", path), "path": path}
             _load_matching(net, load_state_dict_file(path), path)
         # Last stride 1 doubles the final map (16x8 at 256x128): standard for re-ID since BoT.
         net.layer4[0].conv2.stride = (stride, stride)
@@ -100,6 +104,7 @@ class MobileNetV2Features(nn.Module):
         depthwise.stride = (stride, stride)
         if pretrained:
             path = resolve_weights("mobilenetv2", pretrained_path)
+            self.weights_loaded = {"weights": describe_weights("mobilenetv2", path), "path": path}
             state = {k[len("features."):] if k.startswith("features.") else k: v
                      for k, v in load_state_dict_file(path).items() if not k.startswith("classifier.")}
             target = self.features.state_dict()
@@ -130,6 +135,7 @@ class ViTB16(nn.Module):
         net = tvm.vit_b_16()
         if pretrained:
             path = resolve_weights("vit_b16", pretrained_path)
+            self.weights_loaded = {"weights": describe_weights("vit_b16", path), "path": path}
             _load_matching(net, load_state_dict_file(path), path)
         self.conv_proj = net.conv_proj
         self.class_token = net.class_token

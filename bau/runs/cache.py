@@ -13,19 +13,21 @@ entries of the same checkpoint with another version, so a changed checkpoint lea
 stale behind.
 
 Entries are ``.npz`` (arrays) or ``.json`` files written atomically (``bau.core.atomic``): a crash or
-a concurrent reader never sees half an entry, and an unreadable entry counts as missing (it is
-recomputed and overwritten). A folder that cannot be written simply keeps nothing.
+a concurrent reader never sees half an entry, and an unreadable entry (truncated, not a zip, an
+array missing) counts as missing: it is recomputed and overwritten. A folder that cannot be
+written (read-only, full) simply keeps nothing: the result is computed and returned all the same.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 
 from bau.core.atomic import atomic_savez, atomic_write_json
+from bau.core.errors import BauError
 
 CACHE_DIR = ".bau_cache"
 
@@ -69,15 +71,17 @@ class DiskCache:
     def _path(self, key: str, ext: str) -> str:
         return os.path.join(self.folder, f"{key}.{ext}")
 
-    def load_arrays(self, key: str) -> Optional[Dict[str, np.ndarray]]:
+    def load_arrays(self, key: str, required: Sequence[str] = ()) -> Optional[Dict[str, np.ndarray]]:
+        """The arrays of entry ``key``, or None when it is missing, damaged or lacks one of ``required``."""
         path = self._path(key, "npz")
         if not os.path.isfile(path):
             return None
         try:
             with np.load(path, allow_pickle=False) as z:
-                return {k: z[k] for k in z.files}
-        except (OSError, ValueError, EOFError):
-            return None  # a damaged entry: recomputed and overwritten
+                arrays = {k: z[k] for k in z.files}
+        except Exception:  # noqa: BLE001 - any damage (zip, zlib, header, I/O) is a miss, never a crash
+            return None  # recomputed and overwritten
+        return arrays if all(k in arrays for k in required) else None
 
     def save_arrays(self, key: str, arrays: Dict[str, np.ndarray]) -> None:
         def write(path: str) -> None:
@@ -99,7 +103,7 @@ class DiskCache:
         try:
             os.makedirs(self.folder, exist_ok=True)
             write(self._path(key, ext))
-        except OSError:
+        except (OSError, BauError):  # ``bau.core.atomic`` reports a failed write as a BauError
             return  # read-only or full: a cache that cannot be written keeps nothing
         self._remove_other_versions(key)
 

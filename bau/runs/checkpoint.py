@@ -60,6 +60,10 @@ def load_checkpoint(path: str, map_location: str | torch.device = "cpu") -> Dict
     for key in ("model", "config", "num_classes"):
         if key not in obj:
             raise BauError(f"checkpoint {path}: bau checkpoint without {key!r}; the file is incomplete")
+    n = obj["num_classes"]
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise BauError(f"checkpoint {path}: num_classes is {n!r}; expected a whole number of classes >= 0 "
+                       f"(the file is damaged or was not written by `bau train`)")
     obj["path"] = path
     return obj
 

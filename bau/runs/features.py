@@ -71,6 +71,10 @@ def extract_to_npz(model: torch.nn.Module, cfg: Config, names: Sequence[str], ro
     return len(col["items"])
 
 
+# The arrays of a feature set (``_arrays``); a cache entry without one of them is a miss.
+FEATURE_ARRAYS = ("features", "pids", "camids", "domains", "subsets", "paths", "domain_names")
+
+
 def feature_arrays(col: Dict[str, List], keep: np.ndarray, feats: np.ndarray,
                    names: Sequence[str]) -> Dict[str, np.ndarray]:
     """The feature-file arrays of rows ``keep`` of ``collect_items``' lists, with their features."""
@@ -166,7 +170,7 @@ def lookup_features(checkpoint: str, names: Sequence[str], subset: str, root: st
     """The cached ``feature_set`` with these settings, or None (nothing is computed or loaded)."""
     ident = checkpoint_identity(checkpoint)
     key = _key(ident, names, subset, root, split, cap, seed)
-    hit = DiskCache.for_checkpoint(checkpoint).load_arrays(key)
+    hit = DiskCache.for_checkpoint(checkpoint).load_arrays(key, required=FEATURE_ARRAYS)
     return None if hit is None else feature_set_from_arrays(key, ident, hit)
 
 
@@ -210,7 +214,7 @@ def feature_set(checkpoint: str, names: Sequence[str], subset: str, root: str, s
     ident = checkpoint_identity(checkpoint)
     key = _key(ident, names, subset, root, split, cap, seed)
     cache = DiskCache.for_checkpoint(checkpoint)
-    hit = cache.load_arrays(key)
+    hit = cache.load_arrays(key, required=FEATURE_ARRAYS)
     if hit is not None:
         progress(1.0, "features: from the cache")
         return feature_set_from_arrays(key, ident, hit)

@@ -38,7 +38,7 @@ from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Se
 
 from bau.core.atomic import atomic_write_text
 from bau.core.config import Config, apply_overrides, config_from_dict
-from bau.core.errors import BauError
+from bau.core.errors import BauError, describe_os_error
 from bau.evaluation.metrics import METRIC_KEYS
 from bau.runs.checkpoint import load_checkpoint
 
@@ -49,6 +49,8 @@ CHECKPOINTS = ("best", "last")
 
 # What a sweep asked of a run (sweep file, base config, overrides, labels), written into its folder.
 SWEEP_RUN_FILE = "sweep_run.json"
+# What a run folder holds once a run has started; a new run never writes over any of them without --force.
+RUN_ARTEFACTS = ("config.yaml", "log.jsonl", "results.json", "last.pt", "best.pt")
 
 def run_status(run_dir: str) -> str:
     """``finished`` (results.json says so), ``interrupted`` (a last.pt but no final results) or ``pending``."""
@@ -353,6 +355,28 @@ def open_run_folder(run_dir: str) -> None:
         raise BauError(f"run folder {run_dir}: not writable; expected a folder this user can write")
 
 
+def clear_run_folder(run_dir: str, force: bool) -> List[str]:
+    """Make ``run_dir`` ready for a new run: refuse (one line) when it holds any of ``RUN_ARTEFACTS``,
+    or remove them when ``force``. Returns the names removed. Called with the folder's lock held."""
+    found = [name for name in RUN_ARTEFACTS if os.path.lexists(os.path.join(run_dir, name))]
+    if found and not force:
+        raise BauError(f"run folder {run_dir} already holds a run ({', '.join(found)}); resume it with "
+                       f"`bau train --resume {run_dir}`, overwrite it with --force, or choose another --out")
+    for name in found:
+        try:
+            os.remove(os.path.join(run_dir, name))
+        except OSError as e:
+            raise BauError(f"run folder {run_dir}: {name} cannot be removed for --force "
+                           f"({describe_os_error(e)})") from None
+    return found
+
+
+def nothing_trained(run_dir: str) -> bool:
+    """Whether ``run_dir`` holds no checkpoint and no results: at most the config and log of a run
+    stopped before its first checkpoint, which ``bau sweep`` and ``bau demo`` start again (``force``)."""
+    return not any(os.path.lexists(os.path.join(run_dir, n)) for n in ("last.pt", "best.pt", "results.json"))
+
+
 def remove_orphan_temp_files(run_dir: str) -> List[str]:
     """Delete the ``.NAME.*.tmp`` files an atomic write leaves when its process is killed mid-write.
 
@@ -368,33 +392,41 @@ def remove_orphan_temp_files(run_dir: str) -> List[str]:
     return removed
 
 
-def truncate_log(log_path: str, step: int, epoch: int, evaluated: bool = True) -> None:
+def truncate_log(log_path: str, step: int, epoch: int, evaluated: bool = True) -> int:
     """Keep the log records of the first ``step`` steps and ``epoch`` epochs only, so a resumed run
     never repeats a step (records written after the checkpoint are replayed by the resume).
 
     ``evaluated=False``: the checkpoint's own epoch was not evaluated yet; its eval records go too.
+    Lines that are not a JSON record with a numeric ``step`` / ``epoch`` (a line cut by the
+    interruption, invalid bytes, a hand edit) are dropped; returns how many.
     """
     if not os.path.exists(log_path):
-        return
-    kept = []
-    with open(log_path) as f:
-        for line in f:
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut by the interruption
-            if not isinstance(rec, dict):
+        return 0
+    kept, dropped = [], 0
+    with open(log_path, "rb") as f:
+        for raw in f:
+            if not raw.strip():
                 continue
-            event = rec.get("event")
+            try:
+                rec = json.loads(raw.decode("utf-8"))
+            except ValueError:  # invalid bytes or a line cut by the interruption
+                rec = None
+            event = rec.get("event") if isinstance(rec, dict) else None
+            number = "step" if event == "step" else "epoch"
+            value = rec.get(number, 0) if isinstance(rec, dict) else None
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                dropped += 1
+                continue
             if event == "step":
-                keep = rec.get("step", 0) <= step
+                keep = value <= step
             elif event == "eval":
-                keep = rec.get("epoch", 0) < epoch or (evaluated and rec.get("epoch", 0) == epoch)
+                keep = value < epoch or (evaluated and value == epoch)
             else:
-                keep = rec.get("epoch", 0) <= epoch
+                keep = value <= epoch
             if keep:
                 kept.append(json.dumps(rec))
     atomic_write_text(log_path, "".join(k + "\n" for k in kept))
+    return dropped
 
 
 def resume_config(run_dir: str, overrides: Optional[List[str]] = None) -> Config:
