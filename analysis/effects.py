@@ -33,9 +33,22 @@ import os
 import sys
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from analysis.sweep_data import (UNCONVERGED_MARK, cell_at, cell_convergence, cells_by_p, choose_target, dataset_label,
-                                 echo_for, metric_percent, paired_cells, run_cli, run_features, select_runs,
-                                 sweep_arguments, target_geometry)
+from analysis.sweep_data import (
+    UNCONVERGED_MARK,
+    cell_at,
+    cell_convergence,
+    cells_by_p,
+    choose_target,
+    dataset_label,
+    echo_for,
+    metric_percent,
+    paired_cells,
+    run_cli,
+    run_features,
+    select_runs,
+    sweep_arguments,
+    target_geometry,
+)
 from bau.core.atomic import atomic_write_json, atomic_write_text
 from bau.runs.folder import Run, sweep_runs
 from bau.runs.statistics import PairedDifference

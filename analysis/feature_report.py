@@ -136,7 +136,7 @@ def markdown_report(numbers: Dict[str, Any]) -> str:
     tsne = numbers.get("tsne")
     if tsne:
         lines += ["", "## t-SNE", "",
-                  f"![t-SNE by domain and by identity](tsne.png)", "",
+                  "![t-SNE by domain and by identity](tsne.png)", "",
                   f"{tsne['points']} of {geo['num_images']} images (seeded sample, seed {tsne['seed']}), perplexity "
                   f"{tsne['perplexity']:g}; left: by domain (legend: -L_uniform), right: by identity."]
     return "\n".join(lines) + "\n"

@@ -48,9 +48,24 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from analysis.sweep_data import (cell_numbers, cells_by_p, choose_target, convergence_columns, dataset_label, echo_for,
-                                 metric_percent, p_of, paired_by_p, recorded, run_cli, run_features, select_runs,
-                                 sweep_arguments, target_geometry, unconverged_note)
+from analysis.sweep_data import (
+    cell_numbers,
+    cells_by_p,
+    choose_target,
+    convergence_columns,
+    dataset_label,
+    echo_for,
+    metric_percent,
+    p_of,
+    paired_by_p,
+    recorded,
+    run_cli,
+    run_features,
+    select_runs,
+    sweep_arguments,
+    target_geometry,
+    unconverged_note,
+)
 from bau.runs.folder import Run, sweep_runs
 from bau.runs.statistics import seed_of
 

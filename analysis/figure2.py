@@ -35,8 +35,17 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from analysis.sweep_data import (METHOD_NAMES, add_run_seed_option, choose_target, echo_for, p_of, run_cli, runs_of_seed,
-                                 select_runs, sweep_arguments)
+from analysis.sweep_data import (
+    METHOD_NAMES,
+    add_run_seed_option,
+    choose_target,
+    echo_for,
+    p_of,
+    run_cli,
+    runs_of_seed,
+    select_runs,
+    sweep_arguments,
+)
 from bau.runs.folder import Run, same_value, sweep_runs
 
 ROW_METHODS = ("baseline", "bau")
@@ -44,8 +53,8 @@ ROW_METHODS = ("baseline", "bau")
 
 def pick_images(run: Run, target: str, num: int, root: Optional[str]) -> List[str]:
     """``num`` query images of ``target`` spread evenly over its query list (deterministic)."""
-    from bau.data.datasets import build_dataset
     from bau.core.errors import BauError
+    from bau.data.datasets import build_dataset
 
     cfg = run.config()
     ds = build_dataset(target, root or cfg.data.root, split=0, split_seed=cfg.data.split_seed,
@@ -62,9 +71,9 @@ def compute(args: argparse.Namespace) -> Dict[str, Any]:
     import torch
 
     from analysis.gradcam import cam_layer, gradcam_map, load_test_image, overlay
-    from bau.runs.checkpoint import model_from_checkpoint
-    from bau.core.errors import BauError
     from bau.core.device import resolve_device
+    from bau.core.errors import BauError
+    from bau.runs.checkpoint import model_from_checkpoint
 
     echo = echo_for(args)
     runs, run_seed = runs_of_seed(sweep_runs(args.sweep), args.run_seed, args.sweep)  # one model per panel

@@ -34,9 +34,26 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from analysis.sweep_data import (METHOD_NAMES, add_run_seed_option, cell_numbers, cells_by_p, choose_target,
-                                 dataset_label, echo_for, line_style, method_of, one_run, p_of, recorded, run_cli,
-                                 run_features, runs_of_seed, select_runs, sweep_arguments, target_geometry)
+from analysis.sweep_data import (
+    METHOD_NAMES,
+    add_run_seed_option,
+    cell_numbers,
+    cells_by_p,
+    choose_target,
+    dataset_label,
+    echo_for,
+    line_style,
+    method_of,
+    one_run,
+    p_of,
+    recorded,
+    run_cli,
+    run_features,
+    runs_of_seed,
+    select_runs,
+    sweep_arguments,
+    target_geometry,
+)
 from bau.runs.folder import Run, sweep_runs
 from bau.runs.statistics import seed_of
 

@@ -30,9 +30,24 @@ import os
 import sys
 from typing import Any, Dict, Optional, Sequence
 
-from analysis.sweep_data import (METHOD_NAMES, add_run_seed_option, cell_numbers, cells_by_p, choose_target,
-                                 dataset_label, echo_for, line_style, metric_percent, one_run, p_of, paired_by_p, run_cli,
-                                 runs_of_seed, select_runs, sweep_arguments)
+from analysis.sweep_data import (
+    METHOD_NAMES,
+    add_run_seed_option,
+    cell_numbers,
+    cells_by_p,
+    choose_target,
+    dataset_label,
+    echo_for,
+    line_style,
+    metric_percent,
+    one_run,
+    p_of,
+    paired_by_p,
+    run_cli,
+    runs_of_seed,
+    select_runs,
+    sweep_arguments,
+)
 from bau.runs.folder import sweep_runs
 from bau.runs.statistics import seed_of
 

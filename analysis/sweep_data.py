@@ -40,8 +40,17 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from bau.core.errors import BauError
 from bau.runs.features import FeatureSet, feature_set
 from bau.runs.folder import Run, same_value, select
-from bau.runs.statistics import (SEED, Convergence, PairedDifference, Spread, convergence, paired_difference, runs_by_seed,
-                       seed_of, spread)
+from bau.runs.statistics import (
+    SEED,
+    Convergence,
+    PairedDifference,
+    Spread,
+    convergence,
+    paired_difference,
+    runs_by_seed,
+    seed_of,
+    spread,
+)
 
 # A cell is flagged as still improving when its mean late gain in mAP exceeds the spread of its final
 # mAP over seeds; with one seed (no spread) when it exceeds half a point.

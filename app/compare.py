@@ -19,8 +19,7 @@ from app.embeddings import cached_geometry, cached_retrieval, cached_tsne
 from app.paths import feature_files, resolve_inside
 from app.session import ProgressBar
 from bau.runs.checkpoint import checkpoint_identity
-from bau.runs.features import read_feature_file
-from bau.runs.features import FeatureSet
+from bau.runs.features import FeatureSet, read_feature_file
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

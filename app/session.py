@@ -26,8 +26,8 @@ import streamlit as st
 import torch
 
 from app.paths import resolve_data_root, resolve_inside, runs_root_from
-from bau.runs.cache import DiskCache
 from bau.core.errors import BauError
+from bau.runs.cache import DiskCache
 from bau.runs.folder import Run, discover_runs
 
 OTHER_CHECKPOINT = "other file..."

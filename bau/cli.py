@@ -5,7 +5,6 @@ Errors the user can fix (``BauError``) print as one ``error: ...`` line and exit
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import List, Optional
@@ -46,8 +45,8 @@ def _device(spec: str):
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from bau.core.atomic import atomic_write_json
-    from bau.runs.checkpoint import model_from_checkpoint
     from bau.evaluation.inference import evaluate_target
+    from bau.runs.checkpoint import model_from_checkpoint
 
     model, ckpt, cfg = model_from_checkpoint(args.checkpoint, _device(args.device))
     if args.workers is not None:

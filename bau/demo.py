@@ -32,12 +32,12 @@ def run_demo(out: str, data_dir: str = "data/synthetic", config: Optional[str] =
              overrides: Optional[List[str]] = None, progress: bool = True) -> dict:
     import torch
 
-    from bau.data.synthetic import format_stats, generate
-    from bau.evaluation.inference import evaluate_target
-    from bau.models.reid import build_model
     from bau.core.device import resolve_device
-    from bau.evaluation.metrics import METRIC_KEYS
+    from bau.data.synthetic import format_stats, generate
     from bau.engine.trainer import Trainer
+    from bau.evaluation.inference import evaluate_target
+    from bau.evaluation.metrics import METRIC_KEYS
+    from bau.models.reid import build_model
     from bau.runs.folder import nothing_trained, resume_config
 
     t0 = time.time()

@@ -41,11 +41,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from benchmarks.common import (Report, describe_machine_line, measure_memory, print_table,  # noqa: E402
-                               time_repeated, write_json)
 from bau.core.config import load_config  # noqa: E402
 from bau.data.loader import TrainImageSet, build_train_loader  # noqa: E402
 from bau.data.transforms import build_original_transform, build_train_transform  # noqa: E402
+from benchmarks.common import Report, describe_machine_line, measure_memory, print_table, time_repeated, write_json  # noqa: E402
 
 DEFAULT_GPU_STEP_S = 0.35
 

@@ -69,12 +69,19 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.common import (Report, current_rss_mb, describe_machine_line, peak_rss_mb, print_table,  # noqa: E402
-                               reset_peak_rss, time_repeated)
 from bau.core.config import Config, load_config  # noqa: E402
-from bau.data.multisource import MultiSourceTrainSet  # noqa: E402
 from bau.core.errors import BauError  # noqa: E402
+from bau.data.multisource import MultiSourceTrainSet  # noqa: E402
 from bau.models.reid import input_memory_format  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    Report,
+    current_rss_mb,
+    describe_machine_line,
+    peak_rss_mb,
+    print_table,
+    reset_peak_rss,
+    time_repeated,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAPER_CONFIG = os.path.join(REPO, "experiments", "protocol2", "ms_cs_c3-m.yaml")
@@ -338,7 +345,7 @@ def section_torchrun(ctx: Context) -> Outcome:
     rows = [[f"backend {res['backend']}, world size {res['world_size']}",
              f"{res['sync_batchnorm']} x {res['batchnorm_class']}, {res['unsynchronised_batchnorm']} plain BatchNorm",
              "ok" if res["backend"] == expected and converted else f"expected {expected}, all BatchNorm synchronised"],
-            [f"DDP step loss (total) vs the plain step's", f"{res['ddp_loss']['total']:.6f} vs "
+            ["DDP step loss (total) vs the plain step's", f"{res['ddp_loss']['total']:.6f} vs "
              f"{res['plain_loss']['total']:.6f}, max rel diff {max(rel.values()):.1e}",
              "ok" if max(rel.values()) <= DDP_TOLERANCE else f"OVER {DDP_TOLERANCE:g}"],
             ["DDP step time (first" + (", second)" if res["second_step_s"] is not None else ")"),
@@ -348,8 +355,8 @@ def section_torchrun(ctx: Context) -> Outcome:
 
 
 def section_ranking(ctx: Context) -> Outcome:
-    from benchmarks.ranking import compare_metrics, market_like_features
     from bau.evaluation.metrics import distance_matrix, evaluate_features, evaluate_ranking
+    from benchmarks.ranking import compare_metrics, market_like_features
 
     s = ctx.sizes
     start = time.perf_counter()
@@ -389,14 +396,14 @@ def section_ranking(ctx: Context) -> Outcome:
             ["the same matrix ranked by NumPy on the CPU", f"{reference.median:.3f} s; mAP {out['mAP']:.4f}, "
              f"|mAP diff| {diff['mAP_abs_diff']:.1e}, max |CMC diff| {diff['cmc_max_abs_diff']:.1e}",
              "identical" if same else "DIFFERENT"]]
-    del q, g, dist
+    q = g = dist = None  # free the GPU memory (the closures above are done with them)
     return results, rows, same
 
 
 def section_reranking(ctx: Context) -> Outcome:
-    from benchmarks.reranking import make_distances
     from bau.evaluation.metrics import evaluate_ranking
     from bau.evaluation.reranking import re_ranking
+    from benchmarks.reranking import make_distances
 
     s = ctx.sizes
     distances, labels = make_distances(s.rerank_queries, s.rerank_gallery, ctx.seed)
@@ -419,7 +426,7 @@ def section_reranking(ctx: Context) -> Outcome:
             ["mAP before -> after re-ranking; device vs CPU", f"{before['mAP']:.4f} -> {m_dev['mAP']:.4f}; "
              f"|mAP diff| {map_diff:.1e}, max |distance diff| {max_dist_diff:.1e}",
              "ok" if passed else f"OVER {RERANK_MAP_TOLERANCE:g}"]]
-    del on_device
+    on_device = None  # free the GPU memory
     return results, rows, passed
 
 
@@ -482,8 +489,8 @@ def section_gradcam(ctx: Context) -> Outcome:
 
 
 def section_loader(ctx: Context) -> Outcome:
-    from benchmarks.data_pipeline import find_jpegs, samples_per_s_loader, training_items
     from bau.data.synthetic import generate
+    from benchmarks.data_pipeline import find_jpegs, samples_per_s_loader, training_items
 
     step = ctx.results.get("step")
     if not step or "amp" not in step:

@@ -34,10 +34,9 @@ import torch.distributed as dist  # noqa: E402
 
 
 def main() -> None:
-    from benchmarks.gpu_check import FULL, TINY, class_layout, paper_config, random_batch, release, synchronize
-    from bau.engine.trainer import build_step
     from bau.engine.distributed import CrossRankBatchNorm, DistContext
-    from bau.engine.trainer import Trainer
+    from bau.engine.trainer import Trainer, build_step
+    from benchmarks.gpu_check import FULL, TINY, class_layout, paper_config, random_batch, release, synchronize
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cuda")

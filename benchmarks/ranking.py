@@ -49,9 +49,16 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.common import (Report, Timing, describe_machine_line, in_fresh_process,  # noqa: E402
-                               measure_memory, print_table, time_repeated)
 from bau.evaluation.metrics import evaluate_features, evaluate_ranking, feature_block_rows, pairwise_distance  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    Report,
+    Timing,
+    describe_machine_line,
+    in_fresh_process,
+    measure_memory,
+    print_table,
+    time_repeated,
+)
 
 TARGET_FLOOR_RATIO = 0.7
 TOLERANCE = 1e-9
@@ -419,7 +426,7 @@ def main_msmt(args: argparse.Namespace) -> Dict[str, object]:
     diff = compare_metrics(first, reference)
     same = (diff["mAP_abs_diff"] == 0 and diff["mINP_abs_diff"] == 0 and diff["cmc_max_abs_diff"] == 0
             and diff["same_valid_queries"])
-    del dist_block
+    dist_block = None  # free the block (the closures above are done with it)
 
     start = time.perf_counter()
     out, memory = measure_memory(lambda: evaluate_features(f.q_feats, f.g_feats, *labels, max_rank=args.max_rank))

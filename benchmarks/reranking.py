@@ -35,11 +35,18 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from benchmarks.common import (Report, describe_machine_line, in_fresh_process, measure_memory, peak_of,  # noqa: E402
-                               print_table, time_repeated)
-from benchmarks.ranking import market_like_features  # noqa: E402
 from bau.evaluation.metrics import evaluate_ranking, pairwise_distance  # noqa: E402
 from bau.evaluation.reranking import re_ranking  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    Report,
+    describe_machine_line,
+    in_fresh_process,
+    measure_memory,
+    peak_of,
+    print_table,
+    time_repeated,
+)
+from benchmarks.ranking import market_like_features  # noqa: E402
 
 TARGET_SPEEDUP = 3.0
 TARGET_MEMORY_FRACTION = 0.5
@@ -93,7 +100,7 @@ def dense_re_ranking(q_g: np.ndarray, q_q: np.ndarray, g_g: np.ndarray, k1: int 
         for i in range(n):
             expanded_v[i] = np.mean(v[ranking[i, :k2]], axis=0)
         v = expanded_v
-    del ranking
+    ranking = None  # free it (reciprocal above is done with it)
 
     # Step 6: Jaccard distance. For each column, the rows where V is non-zero (inverted index);
     # each query adds min(V[q, l], V[r, l]) to every row r listed under its non-zero columns l.

@@ -39,10 +39,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import torch  # noqa: E402
 import torchvision  # noqa: E402
 
-from benchmarks.common import Report, describe_machine_line, print_table  # noqa: E402
 from bau.core.config import Config, load_config  # noqa: E402
 from bau.engine.step import TrainStep  # noqa: E402
 from bau.engine.trainer import Trainer, build_step  # noqa: E402
+from benchmarks.common import Report, describe_machine_line, print_table  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET_RATIO = 0.8

@@ -2,7 +2,6 @@
 import os
 
 import pytest
-
 import torch
 
 # Tiny tensors: one intra-op thread is fastest, and OpenMP spin-waiting on an oversubscribed

@@ -14,17 +14,24 @@ import yaml
 
 from analysis.feature_report import geometry, identity_labels, retrieval
 from app.embeddings import cached_geometry, cached_tsne
-from app.paths import RUNS_ENV, checked_path, feature_files, is_inside, resolve_data_root, resolve_inside, runs_root_from
-from app.runs import (config_differences, downsample_steps, flatten, log_frames, loss_terms, runs_table,
-                      short_names)
-from bau.runs.cache import DiskCache, cache_key
-from bau.runs.checkpoint import checkpoint_identity, model_from_checkpoint
+from app.paths import (
+    RUNS_ENV,
+    checked_path,
+    feature_files,
+    is_inside,
+    resolve_data_root,
+    resolve_inside,
+    runs_root_from,
+)
+from app.runs import config_differences, downsample_steps, flatten, log_frames, loss_terms, runs_table, short_names
 from bau.core.config import load_config
 from bau.core.errors import BauError
-from bau.runs.features import feature_set, subsample_per_domain
-from bau.method.losses import reciprocal_weights
-from bau.runs.folder import Run, discover_runs
 from bau.engine.trainer import Trainer
+from bau.method.losses import reciprocal_weights
+from bau.runs.cache import DiskCache, cache_key
+from bau.runs.checkpoint import checkpoint_identity, model_from_checkpoint
+from bau.runs.features import feature_set, subsample_per_domain
+from bau.runs.folder import Run, discover_runs
 from bau.runs.weight_scores import batch_with, weight_scores
 from tests.helpers import tiny_overrides
 
@@ -346,7 +353,6 @@ def test_batch_with_holds_the_chosen_image_and_p_identities():
 
 def test_weight_scores_are_eq4_inside_the_batch(runs):
     from bau.data.datasets import build_dataset
-
     from bau.models.reid import build_model
 
     # a freshly initialised network: its features are spread out (the tiny trained one's nearly coincide,

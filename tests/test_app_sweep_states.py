@@ -8,8 +8,8 @@ import yaml
 
 from app.paths import RUNS_ENV
 from app.runs import sweep_state_table
-from bau.engine.cluster import write_job_state
 from bau.core.config import load_config, save_config
+from bau.engine.cluster import write_job_state
 from tests.helpers import tiny_overrides
 
 pytestmark = pytest.mark.integration

@@ -16,10 +16,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from benchmarks import common, data_pipeline, gpu_check, ranking, reranking, train_step  # noqa: E402
 from bau.engine.trainer import build_step  # noqa: E402
 from bau.evaluation.metrics import evaluate_ranking  # noqa: E402
 from bau.evaluation.reranking import re_ranking  # noqa: E402
+from benchmarks import common, data_pipeline, gpu_check, ranking, reranking, train_step  # noqa: E402
 
 
 # -- common ---------------------------------------------------------------------------------------

@@ -98,8 +98,8 @@ def test_submitit_local_sweep_requeues_a_signalled_run_and_resumes_it_exactly(ti
     assert json.load(open(os.path.join(run_a, "job.json")))["state"] == "finished"
 
     # its final weights equal an uninterrupted run's (same config, same seed, CPU)
-    from bau.runs.checkpoint import load_checkpoint
     from bau.engine.sweep import run_sweep
+    from bau.runs.checkpoint import load_checkpoint
 
     ref = tmp_path / "reference"
     run_sweep(path, str(ref), progress=False, only=[RUN_A], echo=lambda s: None)

@@ -8,15 +8,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests import fake_layouts as fl
-
 from bau.cli import main  # noqa: E402
+from bau.core.errors import BauError  # noqa: E402
 from bau.data.base import DISTRACTOR_PID, PublishedStats  # noqa: E402
 from bau.data.datasets import DATASETS, build_dataset  # noqa: E402
 from bau.data.datasets.cuhk02 import global_pid  # noqa: E402
 from bau.data.images import check_images, read_image  # noqa: E402
 from bau.data.inspect import decode_problems, inspect_datasets  # noqa: E402
-from bau.core.errors import BauError  # noqa: E402
+from tests import fake_layouts as fl
 
 pytestmark = pytest.mark.unit
 

@@ -7,8 +7,13 @@ import pytest
 import torch
 
 import bau.evaluation.metrics as ev
-from bau.evaluation.metrics import (distance_matrix, evaluate_features, evaluate_ranking, pairwise_distance,
-                            top_k_gallery)
+from bau.evaluation.metrics import (
+    distance_matrix,
+    evaluate_features,
+    evaluate_ranking,
+    pairwise_distance,
+    top_k_gallery,
+)
 
 pytestmark = pytest.mark.unit
 

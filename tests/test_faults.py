@@ -9,10 +9,10 @@ import shutil
 
 import pytest
 
-from bau.runs.checkpoint import load_checkpoint, save_checkpoint
 from bau.core.config import load_config
 from bau.core.errors import BauError
 from bau.engine.trainer import Trainer
+from bau.runs.checkpoint import load_checkpoint, save_checkpoint
 from bau.runs.folder import resume_config
 from tests.helpers import tiny_overrides
 
@@ -148,7 +148,6 @@ def test_a_read_only_cache_computes_without_caching(tmp_path, monkeypatch):
     import tempfile
 
     import bau.core.atomic
-
     from app.embeddings import cached_geometry, cached_tsne
 
     fs = _feature_file(tmp_path)

@@ -100,8 +100,8 @@ def test_colour_jitter_ranges_are_the_released_ones():
 
 
 def test_the_optimiser_is_adam_with_the_papers_values_on_every_trainable_parameter():
-    from bau.models.reid import build_model
     from bau.engine.trainer import Trainer
+    from bau.models.reid import build_model
 
     cfg = load_config(None, ["model.backbone=mobilenetv2", "model.pretrained=false"])
     model = build_model(cfg, 5)

@@ -19,9 +19,9 @@ import yaml
 
 from analysis import figure1, figure2, figure4, figure5, tables
 from analysis.sweep_data import one_run
+from bau.engine.sweep import run_sweep
 from bau.runs.features import lookup_features
 from bau.runs.folder import Run, sweep_runs
-from bau.engine.sweep import run_sweep
 from tests.brute_geometry import brute_alignment, brute_uniformity
 from tests.helpers import tiny_overrides
 
@@ -187,10 +187,9 @@ def test_figure1_numbers_match_recomputed_metrics(sweep, tmp_path):
 
 def test_feature_cache_is_reused_and_refreshed_when_the_checkpoint_changes(sweep, tmp_path):
     from analysis.sweep_data import run_features
-
+    from bau.evaluation.inference import extract_features
     from bau.runs.checkpoint import model_from_checkpoint
     from bau.runs.features import collect_items
-    from bau.evaluation.inference import extract_features
 
     run = one_run(sweep_runs(sweep), sweep, method="baseline", aug_prob=0.5, seed=1)
     checkpoint = run.checkpoint("last")

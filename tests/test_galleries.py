@@ -7,12 +7,12 @@ from PIL import Image
 
 from analysis.galleries import Ranking, plot_retrieval, plot_weight_gallery, retrieval_ranking, select_evenly
 from analysis.plotting import save_figure
-from bau.runs.checkpoint import save_checkpoint
 from bau.core.config import Config
-from bau.data.transforms import TwoViewTransform, build_test_transform
 from bau.core.errors import BauError
+from bau.data.transforms import TwoViewTransform, build_test_transform
 from bau.evaluation.metrics import evaluate_ranking
 from bau.models.reid import build_model
+from bau.runs.checkpoint import save_checkpoint
 from bau.runs.weight_scores import checkpoint_weight_scores, training_batch, weight_scores
 
 pytestmark = pytest.mark.unit

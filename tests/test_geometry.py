@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from bau.evaluation.geometry import alignment, alignment_uniformity, uniformity, uniformity_by_group
 from bau.core.errors import BauError
+from bau.evaluation.geometry import alignment, alignment_uniformity, uniformity, uniformity_by_group
 
 pytestmark = pytest.mark.unit
 
@@ -209,12 +209,11 @@ def test_figure1_geometry_is_blind_to_distractors_in_alignment(tmp_path):
     import zlib
     from types import SimpleNamespace
 
-    from tests import fake_layouts as fl
-
     from analysis.sweep_data import target_geometry
     from bau.core.config import Config
     from bau.data.base import DISTRACTOR_PID
     from bau.runs.features import collect_items
+    from tests import fake_layouts as fl
 
     centres = unit(np.random.default_rng(0), 20, 8)
 

@@ -5,13 +5,23 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from analysis.gradcam import (MIN_CELLS, EmbeddingOutput, FeatureSimilarityTarget, cam_candidates, cam_layer,
-                              gradcam_across_checkpoints, gradcam_cells, gradcam_map, overlay, plot_gradcam_row,
-                              upsample_cells)
-from bau.runs.checkpoint import save_checkpoint
+from analysis.gradcam import (
+    MIN_CELLS,
+    EmbeddingOutput,
+    FeatureSimilarityTarget,
+    cam_candidates,
+    cam_layer,
+    gradcam_across_checkpoints,
+    gradcam_cells,
+    gradcam_map,
+    overlay,
+    plot_gradcam_row,
+    upsample_cells,
+)
 from bau.core.config import Config, load_config
 from bau.core.errors import BauError
 from bau.models.reid import ReIDModel, build_model
+from bau.runs.checkpoint import save_checkpoint
 
 pytestmark = pytest.mark.unit
 

@@ -7,12 +7,18 @@ import torch
 from PIL import Image
 
 from bau.core.config import DataConfig
-from bau.data.loader import (TestImageSet, TrainImageSet, build_test_loader, build_train_loader, collate_views,
-                             seed_worker)
+from bau.core.errors import BauError
+from bau.data.loader import (
+    TestImageSet,
+    TrainImageSet,
+    build_test_loader,
+    build_train_loader,
+    collate_views,
+    seed_worker,
+)
 from bau.data.randaugment import RELEASED_OPS, RandAugment
 from bau.data.samplers import ImageGroupSampler, PKSampler
 from bau.data.transforms import build_test_transform, build_transforms
-from bau.core.errors import BauError
 
 pytestmark = pytest.mark.unit
 

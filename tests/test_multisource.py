@@ -1,15 +1,13 @@
 """``combine``: several training sets merged into one with global ids, cameras and class domains."""
 from __future__ import annotations
 
-
 import pytest
 
-from tests import fake_layouts as fl
-
+from bau.core.errors import BauError  # noqa: E402
 from bau.data.base import ReIDDataset  # noqa: E402
 from bau.data.datasets import build_dataset  # noqa: E402
 from bau.data.multisource import MultiSourceTrainSet, combine  # noqa: E402
-from bau.core.errors import BauError  # noqa: E402
+from tests import fake_layouts as fl
 
 pytestmark = pytest.mark.unit
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
+from bau.core.errors import BauError
 from bau.data import randaugment as ra
 from bau.data.randaugment import PAPER_OPS, RELEASED_OPS, RandAugment, released_randaugment
-from bau.core.errors import BauError
 
 pytestmark = pytest.mark.unit
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from bau.core.config import Config
-from bau.data.samplers import SAMPLERS, ImageGroupSampler, PKSampler, batches_of_one_pass, build_sampler, image_groups
 from bau.core.errors import BauError
+from bau.data.samplers import SAMPLERS, ImageGroupSampler, PKSampler, batches_of_one_pass, build_sampler, image_groups
 
 pytestmark = pytest.mark.unit
 

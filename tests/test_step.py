@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from bau.core.config import load_config
-from bau.method.objective import BAUObjective
 from bau.engine.step import NonFiniteLoss
 from bau.engine.trainer import Trainer, build_step
+from bau.method.objective import BAUObjective
 from tests.helpers import tiny_overrides
 
 pytestmark = pytest.mark.unit

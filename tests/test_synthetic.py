@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from bau.data import synthetic as S
 from bau.core.errors import BauError
+from bau.data import synthetic as S
 
 pytestmark = pytest.mark.unit
 

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from bau.cli import main
-from bau.data.datasets import build_dataset
 from bau.core.errors import BauError
+from bau.data.datasets import build_dataset
 
 pytestmark = pytest.mark.integration
 

@@ -4,10 +4,10 @@ import os
 import pytest
 import torch
 
-from bau.runs.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from bau.core.config import load_config
 from bau.core.errors import BauError
 from bau.engine.trainer import Trainer, TrainingDiverged, lr_factor
+from bau.runs.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from bau.runs.folder import resume_config
 from tests.helpers import tiny_overrides
 
@@ -33,7 +33,7 @@ def test_run_folder_contents(tiny_synth, tmp_path):
     assert result["finished"] and set(result["metrics"]) == {"folder:synth_c"}
     for name in ("config.yaml", "log.jsonl", "last.pt", "best.pt", "results.json"):
         assert (run / name).is_file(), name
-    records = [json.loads(l) for l in (run / "log.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     steps = [r for r in records if r["event"] == "step"]
     evals = [r for r in records if r["event"] == "eval"]
     assert [r["step"] for r in steps] == [1, 2, 3, 4]
@@ -80,8 +80,8 @@ def test_resume_after_kill_gives_identical_weights(tiny_synth, tmp_path, monkeyp
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
     assert torch.equal(a["memory"]["prototypes"], b["memory"]["prototypes"])
-    steps = [json.loads(l)["step"] for l in open(tmp_path / "killed" / "log.jsonl") if '"step"' in l and
-             json.loads(l)["event"] == "step"]
+    steps = [json.loads(line)["step"] for line in open(tmp_path / "killed" / "log.jsonl") if '"step"' in line and
+             json.loads(line)["event"] == "step"]
     assert steps == list(range(1, 7))
 
 
@@ -164,7 +164,7 @@ def test_single_view_baseline_and_ablation_switches(tiny_synth, tmp_path):
 
 
 def _records(run_dir, event):
-    return [r for r in (json.loads(l) for l in open(os.path.join(run_dir, "log.jsonl"))) if r["event"] == event]
+    return [r for r in (json.loads(line) for line in open(os.path.join(run_dir, "log.jsonl"))) if r["event"] == event]
 
 
 def test_epoch_records_carry_the_domain_share(tiny_synth, tmp_path):
@@ -294,8 +294,8 @@ def test_every_evaluation_logs_the_geometry_of_its_features(tiny_synth, tmp_path
 
     from bau.data.datasets import build_dataset
     from bau.data.multisource import training_set
-    from bau.evaluation.inference import extract_features
     from bau.engine.trainer import source_geometry_sample
+    from bau.evaluation.inference import extract_features
     from tests.brute_geometry import brute_alignment, brute_uniformity
 
     run = tmp_path / "run"

@@ -6,12 +6,21 @@ from PIL import Image
 from torchvision import transforms as T
 
 from bau.core.config import DataConfig
-from bau.data.randaugment import PAPER_OPS, RELEASED_OPS, RandAugment
-from bau.data.transforms import (IMAGENET_MEAN, IMAGENET_STD,
-                                 TwoViewTransform, build_augmented_transform, build_original_transform,
-                                 build_randaugment, build_test_transform, build_train_transform, build_transforms,
-                                 denormalize, pad_pixels)
 from bau.core.errors import BauError
+from bau.data.randaugment import PAPER_OPS, RELEASED_OPS, RandAugment
+from bau.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    TwoViewTransform,
+    build_augmented_transform,
+    build_original_transform,
+    build_randaugment,
+    build_test_transform,
+    build_train_transform,
+    build_transforms,
+    denormalize,
+    pad_pixels,
+)
 
 pytestmark = pytest.mark.unit
 

@@ -8,9 +8,9 @@ import streamlit as st
 
 from app.images import framed
 from app.session import context, model_in_use, show_errors
-from bau.runs.checkpoint import load_model
-from bau.data.datasets import build_dataset
 from bau.core.errors import BauError
+from bau.data.datasets import build_dataset
+from bau.runs.checkpoint import load_model
 from bau.runs.weight_scores import batch_with, weight_scores
 
 SIZE = (160, 80)

@@ -17,10 +17,9 @@ from app.embeddings import cached_geometry, cached_retrieval, cached_tsne
 from app.images import thumbnail_data_url
 from app.paths import feature_files, resolve_inside
 from app.session import ProgressBar, context, model_in_use, show_errors
-from bau.runs.checkpoint import checkpoint_identity
 from bau.evaluation.metrics import METRIC_KEYS
-from bau.runs.features import read_feature_file
-from bau.runs.features import FeatureSet, feature_set
+from bau.runs.checkpoint import checkpoint_identity
+from bau.runs.features import FeatureSet, feature_set, read_feature_file
 
 SUBSETS = ["query", "gallery", "test", "train", "all"]
 SOURCES = ["checkpoint", "feature file (.npz)", "compare feature files"]

@@ -9,9 +9,9 @@ import streamlit as st
 from analysis.galleries import retrieval_ranking
 from app.images import MATCH, MISMATCH, framed, load_rgb
 from app.session import ProgressBar, context, model_in_use, show_errors
-from bau.runs.checkpoint import load_model
 from bau.core.errors import BauError
 from bau.evaluation.metrics import evaluate_ranking, pairwise_distance
+from bau.runs.checkpoint import load_model
 from bau.runs.features import feature_set
 
 SIZE = (160, 80)

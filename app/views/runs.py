@@ -8,8 +8,18 @@ import streamlit as st
 import yaml
 
 from app import charts
-from app.runs import (config_differences, downsample_steps, geometry_long, log_frames, long_steps, loss_terms,
-                      mean_over_seeds, runs_table, short_names, sweep_state_table)
+from app.runs import (
+    config_differences,
+    downsample_steps,
+    geometry_long,
+    log_frames,
+    long_steps,
+    loss_terms,
+    mean_over_seeds,
+    runs_table,
+    short_names,
+    sweep_state_table,
+)
 from app.session import context, show_errors
 from bau.evaluation.metrics import METRIC_KEYS
 

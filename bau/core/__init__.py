@@ -12,11 +12,20 @@ What it offers (re-exported here; each module's docstring says more):
 - ``device``: ``train.device`` / ``--device`` strings to a ``torch.device``: ``resolve_device``.
 - ``registry``: name -> factory mappings (datasets, backbones): ``Registry``.
 """
-from bau.core.errors import BauError, describe_os_error, one_line
 from bau.core.atomic import atomic_path, atomic_savez, atomic_write_json, atomic_write_text
-from bau.core.config import (Config, DataConfig, LossConfig, load_config, apply_overrides, parse_overrides,
-    config_from_dict, load_yaml, save_config)
+from bau.core.config import (
+    Config,
+    DataConfig,
+    LossConfig,
+    apply_overrides,
+    config_from_dict,
+    load_config,
+    load_yaml,
+    parse_overrides,
+    save_config,
+)
 from bau.core.device import resolve_device
+from bau.core.errors import BauError, describe_os_error, one_line
 from bau.core.registry import Registry
 
 __all__ = [

@@ -20,14 +20,20 @@ What it offers (re-exported here; each module's docstring says more):
 from bau.data.base import DISTRACTOR_PID, Item, ReIDDataset
 from bau.data.datasets import DATASETS, build_dataset
 from bau.data.images import DecodedImageCache, check_images, read_image
-from bau.data.randaugment import PAPER_OPS, RELEASED_OPS, RandAugment, paper_randaugment, released_randaugment
-from bau.data.transforms import (TwoViewTransform, build_randaugment, build_test_transform, build_train_transform,
-    build_transforms, denormalize)
-from bau.data.samplers import ImageGroupSampler, PKSampler, build_sampler
-from bau.data.multisource import MultiSourceTrainSet, training_set
-from bau.data.loader import build_test_loader, build_train_loader
 from bau.data.inspect import inspect_datasets
+from bau.data.loader import build_test_loader, build_train_loader
+from bau.data.multisource import MultiSourceTrainSet, training_set
+from bau.data.randaugment import PAPER_OPS, RELEASED_OPS, RandAugment, paper_randaugment, released_randaugment
+from bau.data.samplers import ImageGroupSampler, PKSampler, build_sampler
 from bau.data.synthetic import format_stats, generate
+from bau.data.transforms import (
+    TwoViewTransform,
+    build_randaugment,
+    build_test_transform,
+    build_train_transform,
+    build_transforms,
+    denormalize,
+)
 
 __all__ = [
     "DISTRACTOR_PID", "Item", "ReIDDataset", "DATASETS", "build_dataset", "DecodedImageCache", "check_images",

@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, List, Sequence, Tuple
 
+from bau.core.errors import BauError
 from bau.data.base import Item, ReIDDataset
 from bau.data.datasets import build_dataset
 from bau.data.images import read_image
-from bau.core.errors import BauError
 
 TOTAL_NOTE = ("total = every image of a real identity (all subsets; all splits for the small datasets) "
               "plus distractors; distractors are not counted as ids")

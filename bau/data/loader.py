@@ -28,10 +28,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from bau.core.config import DataConfig
+from bau.core.errors import BauError
 from bau.data.images import DecodedImageCache, read_image
 from bau.data.samplers import build_sampler
 from bau.data.transforms import TwoViewTransform, build_test_transform, build_train_transform
-from bau.core.errors import BauError
 
 TrainItem = Tuple[str, int, int, int]  # (image path, pid, camid, domain)
 

@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, List, Optional, Tuple
 
-from bau.data.base import ReIDDataset
 from bau.core.errors import BauError
+from bau.data.base import ReIDDataset
 
 if TYPE_CHECKING:
     from bau.core.config import DataConfig

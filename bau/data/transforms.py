@@ -45,8 +45,8 @@ from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 
 from bau.core.config import RANDAUGMENT_OP_SETS
-from bau.data.randaugment import paper_randaugment, released_randaugment
 from bau.core.errors import BauError
+from bau.data.randaugment import paper_randaugment, released_randaugment
 
 if TYPE_CHECKING:
     from bau.core.config import DataConfig

@@ -13,12 +13,18 @@ What it offers (re-exported here; each module's docstring says more):
 - ``sweep``: grids of runs (skips finished ones, resumes interrupted ones) and their summary: ``expand_grid``,
   ``load_sweep``, ``run_sweep``.
 """
-from bau.engine.step import NonFiniteLoss, TrainStep
-from bau.engine.distributed import (CrossRankBatchNorm, DistContext, convert_batchnorm, gather_no_grad,
-    gather_with_grad, init_distributed)
+from bau.engine.distributed import (
+    CrossRankBatchNorm,
+    DistContext,
+    convert_batchnorm,
+    gather_no_grad,
+    gather_with_grad,
+    init_distributed,
+)
 from bau.engine.preflight import check_run_inputs
-from bau.engine.trainer import Trainer, TrainingDiverged, lr_factor
+from bau.engine.step import NonFiniteLoss, TrainStep
 from bau.engine.sweep import expand_grid, load_sweep, run_sweep
+from bau.engine.trainer import Trainer, TrainingDiverged, lr_factor
 
 __all__ = [
     "NonFiniteLoss", "TrainStep", "CrossRankBatchNorm", "DistContext", "convert_batchnorm", "gather_no_grad",

@@ -229,8 +229,8 @@ class RunJob:
         return str(env.job_id), env.global_rank == 0
 
     def __call__(self) -> str:
-        from bau.runs.folder import run_status
         from bau.engine.trainer import train_run_folder
+        from bau.runs.folder import run_status
 
         job_id, main = self._job()
         status = run_status(self.run_dir)

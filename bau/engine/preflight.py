@@ -14,9 +14,9 @@ from typing import Iterable, List, Sequence, Set
 from tqdm import tqdm
 
 from bau.core.config import Config
+from bau.core.errors import BauError
 from bau.data.datasets import build_dataset
 from bau.data.images import check_images
-from bau.core.errors import BauError
 
 _CHUNK = 256  # images per task: big enough to amortise the pool, small enough for a smooth bar
 

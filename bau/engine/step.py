@@ -19,12 +19,12 @@ from typing import Dict, Optional, Tuple
 import torch
 
 from bau.core.config import Config
-from bau.engine.distributed import DistContext, gather_no_grad, gather_with_grad
 from bau.core.errors import BauError
+from bau.engine.distributed import DistContext, gather_no_grad, gather_with_grad
 from bau.method.memory import PrototypeMemory
+from bau.method.objective import BAUObjective, view_features
 from bau.models.batchnorm import views_per_batchnorm
 from bau.models.reid import input_memory_format
-from bau.method.objective import BAUObjective, view_features
 
 
 class NonFiniteLoss(BauError):

@@ -171,8 +171,8 @@ def _flat(cfg: Config) -> Dict[str, Any]:
 
 def trained_config(run_dir: str) -> Config:
     """The config a run trained with: its ``config.yaml``, else its ``last.pt``'s."""
-    from bau.runs.checkpoint import load_checkpoint
     from bau.core.config import config_from_dict
+    from bau.runs.checkpoint import load_checkpoint
 
     if os.path.isfile(os.path.join(run_dir, "config.yaml")):
         return Run(run_dir).config()
@@ -242,8 +242,8 @@ def _quiet(line: str) -> None:
 def _launch(todo, out: str, sweep: Dict[str, Any], launcher: str, options, echo) -> List[Dict[str, Any]]:
     """Submit ``todo`` through submitit (``bau.engine.cluster``); wait for ``submitit-local`` jobs only."""
     from bau.engine.cluster import read_submitted, submit_runs, wait_for
-    from bau.runs.lock import stale_bound
     from bau.engine.sweep_status import run_row
+    from bau.runs.lock import stale_bound
 
     submitted, bound, fresh = read_submitted(out), stale_bound(), []
     for item in todo:  # a run whose job is queued or running is not submitted twice

@@ -27,10 +27,10 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
-from bau.engine.cluster import JOB_FILE, job_error_line, read_submitted
 from bau.core.errors import BauError
-from bau.runs.lock import read_lock, stale_bound, stale_reason
+from bau.engine.cluster import JOB_FILE, job_error_line, read_submitted
 from bau.runs.folder import run_status
+from bau.runs.lock import read_lock, stale_bound, stale_reason
 
 STATES = ("pending", "queued", "running", "preempted", "finished", "failed")
 

@@ -42,27 +42,40 @@ import torch
 from tqdm import tqdm
 
 from bau.core.atomic import atomic_write_json
-from bau.runs.checkpoint import load_checkpoint, save_checkpoint
 from bau.core.config import Config, config_from_dict, save_config
+from bau.core.device import resolve_device
+from bau.core.errors import BauError, describe_os_error
 from bau.data.loader import build_train_loader
 from bau.data.multisource import MultiSourceTrainSet, training_fingerprint, training_set
-from bau.core.device import resolve_device
-from bau.engine.distributed import (DistContext, barrier, broadcast_, convert_batchnorm, init_distributed,
-                             leave_process_group, rank_device)
-from bau.core.errors import BauError, describe_os_error
-from bau.evaluation.metrics import METRIC_KEYS
-from bau.evaluation.geometry import uniformity
-from bau.evaluation.inference import evaluate_target, extract_features
-from bau.method.memory import PrototypeMemory
-from bau.models.reid import ReIDModel, build_model
-from bau.method.objective import BAUObjective
+from bau.engine.distributed import (
+    DistContext,
+    barrier,
+    broadcast_,
+    convert_batchnorm,
+    init_distributed,
+    leave_process_group,
+    rank_device,
+)
 from bau.engine.preflight import check_run_inputs
-from bau.runs.folder import (SWEEP_RUN_FILE, clear_run_folder, nothing_trained, open_run_folder,
-                              remove_orphan_temp_files, resume_config, truncate_log)
-from bau.runs.lock import RunLock
 from bau.engine.step import NonFiniteLoss, TrainStep
 from bau.engine.tensorboard_log import TensorBoardLog, require_tensorboard
-
+from bau.evaluation.geometry import uniformity
+from bau.evaluation.inference import evaluate_target, extract_features
+from bau.evaluation.metrics import METRIC_KEYS
+from bau.method.memory import PrototypeMemory
+from bau.method.objective import BAUObjective
+from bau.models.reid import ReIDModel, build_model
+from bau.runs.checkpoint import load_checkpoint, save_checkpoint
+from bau.runs.folder import (
+    SWEEP_RUN_FILE,
+    clear_run_folder,
+    nothing_trained,
+    open_run_folder,
+    remove_orphan_temp_files,
+    resume_config,
+    truncate_log,
+)
+from bau.runs.lock import RunLock
 
 # The files of a run: a folder holding any of them is only trained into with --resume or --force.
 

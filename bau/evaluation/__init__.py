@@ -12,11 +12,18 @@ What it offers (re-exported here; each module's docstring says more):
 - ``geometry``: alignment (Eq. 1) and uniformity (Eq. 2) of a feature set, exact and chunked, overall and per
   group: ``alignment``, ``alignment_uniformity``, ``uniformity``, ``uniformity_by_group``.
 """
-from bau.evaluation.metrics import (METRIC_KEYS, distance_matrix, evaluate_features, evaluate_ranking,
-    feature_block_rows, pairwise_distance, top_k_gallery)
-from bau.evaluation.reranking import re_ranking
 from bau.evaluation.geometry import alignment, alignment_uniformity, uniformity, uniformity_by_group
 from bau.evaluation.inference import evaluate_target, extract_features, rank_split, target_geometry
+from bau.evaluation.metrics import (
+    METRIC_KEYS,
+    distance_matrix,
+    evaluate_features,
+    evaluate_ranking,
+    feature_block_rows,
+    pairwise_distance,
+    top_k_gallery,
+)
+from bau.evaluation.reranking import re_ranking
 
 __all__ = [
     "METRIC_KEYS", "distance_matrix", "evaluate_features", "evaluate_ranking", "feature_block_rows",

@@ -21,8 +21,8 @@ from tqdm import tqdm
 from bau.core.config import Config
 from bau.data.datasets import build_dataset
 from bau.data.loader import build_test_loader
-from bau.evaluation.metrics import METRIC_KEYS, distance_matrix, evaluate_features, evaluate_ranking
 from bau.evaluation.geometry import alignment, uniformity
+from bau.evaluation.metrics import METRIC_KEYS, distance_matrix, evaluate_features, evaluate_ranking
 from bau.models.reid import input_memory_format
 
 
@@ -62,8 +62,8 @@ def rank_split(qf: np.ndarray, gf: np.ndarray, query: Sequence[tuple], gallery: 
     Without re-ranking the distances are computed and ranked in blocks of queries (never the whole
     ``[Q, G]`` matrix); ``device`` is where (default: the features' device, i.e. the CPU for NumPy).
     """
-    q_pids = np.array([it[1] for it in query]); q_cams = np.array([it[2] for it in query])
-    g_pids = np.array([it[1] for it in gallery]); g_cams = np.array([it[2] for it in gallery])
+    q_pids, q_cams = np.array([it[1] for it in query]), np.array([it[2] for it in query])
+    g_pids, g_cams = np.array([it[1] for it in gallery]), np.array([it[2] for it in gallery])
     if rerank:
         from bau.evaluation.reranking import re_ranking
 

@@ -9,8 +9,14 @@ What it offers (re-exported here; each module's docstring says more):
 - ``objective``: Eq. 9 wired from the losses, every term switchable (the ablations are configs): ``BAUObjective``,
   ``view_features``.
 """
-from bau.method.losses import (alignment_loss, batch_hard_triplet, cross_entropy_ls, domain_uniformity_loss,
-    reciprocal_weights, uniformity_loss)
+from bau.method.losses import (
+    alignment_loss,
+    batch_hard_triplet,
+    cross_entropy_ls,
+    domain_uniformity_loss,
+    reciprocal_weights,
+    uniformity_loss,
+)
 from bau.method.memory import PrototypeMemory
 from bau.method.objective import BAUObjective, view_features
 

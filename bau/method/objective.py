@@ -16,8 +16,14 @@ import torch
 import torch.nn.functional as F
 
 from bau.core.config import LossConfig
-from bau.method.losses import (alignment_loss, batch_hard_triplet, cross_entropy_ls, domain_uniformity_loss,
-                        reciprocal_weights, uniformity_loss)
+from bau.method.losses import (
+    alignment_loss,
+    batch_hard_triplet,
+    cross_entropy_ls,
+    domain_uniformity_loss,
+    reciprocal_weights,
+    uniformity_loss,
+)
 from bau.method.memory import PrototypeMemory
 
 

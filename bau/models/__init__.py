@@ -8,9 +8,9 @@ What it offers (re-exported here; each module's docstring says more):
   ``views_per_batchnorm``.
 - ``reid``: ``ReIDModel``: backbone + GeM + BNNeck: ``GeM``, ``ReIDModel``, ``build_model``.
 """
-from bau.models.pretrained import resolve_weights
 from bau.models.backbones import BACKBONES
 from bau.models.batchnorm import views_per_batchnorm
+from bau.models.pretrained import resolve_weights
 from bau.models.reid import GeM, ReIDModel, build_model
 
 __all__ = [

@@ -27,11 +27,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision.models as tvm
 
-from bau.core.errors import BauError
-from bau.models.pretrained import describe_weights, load_state_dict_file, map_in_order, resolve_weights
 from bau.core.config import BACKBONES as BACKBONE_CHOICES
 from bau.core.config import LAST_STRIDES
+from bau.core.errors import BauError
 from bau.core.registry import Registry
+from bau.models.pretrained import describe_weights, load_state_dict_file, map_in_order, resolve_weights
 
 BACKBONES = Registry("backbone")  # filled below; the config lists the same names (bau.core.config.BACKBONES)
 

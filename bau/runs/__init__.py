@@ -20,14 +20,34 @@ What it offers (re-exported here; each module's docstring says more):
 - ``weight_scores``: the Eq. 4 weight scores of augmented views of a checkpoint: ``WeightedPair``, ``batch_with``,
   ``checkpoint_weight_scores``, ``training_batch``, ``weight_scores``.
 """
-from bau.runs.folder import (Run, discover_runs, open_run_folder, read_summary, remove_orphan_temp_files, resume_config,
-    run_status, same_value, select, sweep_runs, truncate_log, visible_walk)
-from bau.runs.lock import RunLock
-from bau.runs.checkpoint import checkpoint_identity, load_checkpoint, load_model, model_from_checkpoint, save_checkpoint
 from bau.runs.cache import DiskCache, cache_key
+from bau.runs.checkpoint import checkpoint_identity, load_checkpoint, load_model, model_from_checkpoint, save_checkpoint
 from bau.runs.feature_file import FORMAT_VERSION, VERSION_KEY, read_arrays, write_feature_file
-from bau.runs.features import (FeatureSet, collect_items, combine_feature_sets, extract_to_npz, feature_set,
-    lookup_features, read_feature_file, subsample_per_domain)
+from bau.runs.features import (
+    FeatureSet,
+    collect_items,
+    combine_feature_sets,
+    extract_to_npz,
+    feature_set,
+    lookup_features,
+    read_feature_file,
+    subsample_per_domain,
+)
+from bau.runs.folder import (
+    Run,
+    discover_runs,
+    open_run_folder,
+    read_summary,
+    remove_orphan_temp_files,
+    resume_config,
+    run_status,
+    same_value,
+    select,
+    sweep_runs,
+    truncate_log,
+    visible_walk,
+)
+from bau.runs.lock import RunLock
 from bau.runs.statistics import PairedDifference, Spread, paired_difference, runs_by_seed, seed_of, spread
 from bau.runs.weight_scores import WeightedPair, batch_with, checkpoint_weight_scores, training_batch, weight_scores
 

@@ -28,13 +28,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from bau.core.config import Config
+from bau.core.errors import BauError
+from bau.data.datasets import build_dataset
+from bau.evaluation.inference import extract_features
 from bau.runs.cache import DiskCache, cache_key
 from bau.runs.checkpoint import checkpoint_identity, load_model
 from bau.runs.feature_file import read_arrays, write_feature_file
-from bau.core.config import Config
-from bau.data.datasets import build_dataset
-from bau.core.errors import BauError
-from bau.evaluation.inference import extract_features
 
 SUBSETS = {"train": ("train",), "query": ("query",), "gallery": ("gallery",), "test": ("query", "gallery"),
            "all": ("train", "query", "gallery")}

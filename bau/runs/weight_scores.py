@@ -27,7 +27,6 @@ that lock is the one thing this cannot shield.
 from __future__ import annotations
 
 import dataclasses
-
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Sequence, Tuple

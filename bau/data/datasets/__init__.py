@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 
+from bau.core.errors import BauError
+from bau.core.registry import Registry
 from bau.data.base import ReIDDataset
 from bau.data.datasets.cuhk01 import CUHK01
 from bau.data.datasets.cuhk02 import CUHK02
@@ -23,8 +25,6 @@ from bau.data.datasets.market1501 import Market1501
 from bau.data.datasets.msmt17 import MSMT17
 from bau.data.datasets.prid import PRID
 from bau.data.datasets.viper import VIPeR
-from bau.core.errors import BauError
-from bau.core.registry import Registry
 
 DATASETS = Registry("dataset")
 for _cls in (Market1501, MSMT17, CUHK03, CUHK03Labeled, CUHK02, CUHK01, CUHKSYSU, PRID, GRID, VIPeR, ILIDS):

@@ -18,8 +18,8 @@ from __future__ import annotations
 import os
 from typing import List
 
-from bau.data.base import Item, PublishedStats, ReIDDataset
 from bau.core.errors import BauError
+from bau.data.base import Item, PublishedStats, ReIDDataset
 
 NUM_PAIRS = 5
 TEST_PAIR = 5

@@ -15,9 +15,9 @@ from __future__ import annotations
 import os
 import re
 
+from bau.core.errors import BauError
 from bau.data.base import PublishedStats, ReIDDataset
 from bau.data.datasets.market1501 import DISTRACTOR_FILE_PID
-from bau.core.errors import BauError
 
 PID_PREFIX = re.compile(r"^(-?\d+)_")
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import os
 
-from bau.data.datasets.market1501 import DISTRACTOR_FILE_PID, MarketLayout, read_market_folder
 from bau.core.errors import BauError
+from bau.data.datasets.market1501 import DISTRACTOR_FILE_PID, MarketLayout, read_market_folder
 
 
 class FolderDataset(MarketLayout):

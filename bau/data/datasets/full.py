@@ -9,8 +9,8 @@ relabels them jointly to 0..n-1; its query and gallery are empty. It shows its b
 """
 from __future__ import annotations
 
-from bau.data.base import ReIDDataset
 from bau.core.errors import BauError
+from bau.data.base import ReIDDataset
 
 
 class FullDataset(ReIDDataset):

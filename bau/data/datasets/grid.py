@@ -26,9 +26,9 @@ from typing import List
 
 import numpy as np
 
+from bau.core.errors import BauError
 from bau.data.base import DISTRACTOR_PID, Item, PublishedStats, ReIDDataset
 from bau.data.datasets.splits import halve_ids, load_split
-from bau.core.errors import BauError
 
 GRID_NAME = re.compile(r"^(\d+)_(\d+)_")
 DISTRACTOR_FILE_PID = 0  # the file-name id of a distractor; returned as DISTRACTOR_PID

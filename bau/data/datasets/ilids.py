@@ -18,9 +18,9 @@ import re
 from collections import defaultdict
 from typing import Dict, List
 
+from bau.core.errors import BauError
 from bau.data.base import Item, PublishedStats, ReIDDataset
 from bau.data.datasets.splits import halve_ids, load_split
-from bau.core.errors import BauError
 
 ILIDS_NAME = re.compile(r"^(\d{4})(\d{3})\.jpg$", re.IGNORECASE)
 

@@ -20,8 +20,8 @@ import os
 import re
 from typing import List, Tuple
 
-from bau.data.base import DISTRACTOR_PID, Item, PublishedStats, ReIDDataset
 from bau.core.errors import BauError
+from bau.data.base import DISTRACTOR_PID, Item, PublishedStats, ReIDDataset
 
 MARKET_NAME = re.compile(r"^(-?\d+)_c(\d+)")
 MARKET_PATTERN = "NNNN_cNsN_NNNNNN_NN.jpg"  # what the error message shows the user

@@ -22,8 +22,8 @@ from __future__ import annotations
 import os
 from typing import List
 
-from bau.data.base import Item, PublishedStats, ReIDDataset
 from bau.core.errors import BauError
+from bau.data.base import Item, PublishedStats, ReIDDataset
 
 MSMT_PATTERN = "PPPP_NNN_CC_NNNNxxxxx_NNNN_N.jpg"
 

@@ -20,9 +20,9 @@ import random
 import re
 from typing import Dict
 
+from bau.core.errors import BauError
 from bau.data.base import Item, PublishedStats, ReIDDataset
 from bau.data.datasets.splits import halve_ids, load_split
-from bau.core.errors import BauError
 
 PRID_NAME = re.compile(r"^person_(\d+)\.png$", re.IGNORECASE)
 NUM_SHARED = 200  # persons 1..200 are the ones seen by both cameras

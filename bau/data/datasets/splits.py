@@ -12,8 +12,8 @@ import os
 import random
 from typing import Callable, Dict, Iterable, List
 
-from bau.data.base import load_or_make_splits, split_of
 from bau.core.errors import BauError
+from bau.data.base import load_or_make_splits, split_of
 
 Split = Dict[str, list]
 

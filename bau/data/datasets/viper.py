@@ -14,9 +14,9 @@ from __future__ import annotations
 import os
 import random
 
+from bau.core.errors import BauError
 from bau.data.base import PublishedStats, ReIDDataset
 from bau.data.datasets.splits import halve_ids, load_split
-from bau.core.errors import BauError
 
 
 class VIPeR(ReIDDataset):

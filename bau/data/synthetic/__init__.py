@@ -48,8 +48,18 @@ from bau.data.synthetic.domains import SPLIT_DIRS, Shot, domain_names, plan_doma
 from bau.data.synthetic.draws import choose
 from bau.data.synthetic.figure import VIEWS
 from bau.data.synthetic.identity import Person, sample_person
-from bau.data.synthetic.palettes import (BAGS, HAIR, HAIR_STYLES, HAIR_WEIGHTS, LOGO_SHAPES, PALETTE, PATTERNS, RGB,
-                                         SHOES, SKIN)
+from bau.data.synthetic.palettes import (
+                                         BAGS,
+                                         HAIR,
+                                         HAIR_STYLES,
+                                         HAIR_WEIGHTS,
+                                         LOGO_SHAPES,
+                                         PALETTE,
+                                         PATTERNS,
+                                         RGB,
+                                         SHOES,
+                                         SKIN,
+)
 from bau.data.synthetic.person import draw_person
 from bau.data.synthetic.render import colour_transform, render_image
 from bau.data.synthetic.styles import PRESETS, DomainStyle, domain_style, random_style

@@ -19,12 +19,12 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from bau.core.atomic import atomic_write_json
+from bau.core.errors import BauError
 from bau.data.synthetic.camera import Camera, camera_canvas, make_camera
 from bau.data.synthetic.domains import SPLIT_DIRS, Shot, domain_names, plan_domain
 from bau.data.synthetic.identity import Person, sample_person
 from bau.data.synthetic.render import render_image
 from bau.data.synthetic.styles import DomainStyle, domain_style
-from bau.core.errors import BauError
 
 GENERATOR_VERSION = 1  # bump when the drawing changes: a stored synthetic.json with another version is stale
 IDS_PER_TASK = 40  # small enough to balance two cores, large enough to reuse the scenes

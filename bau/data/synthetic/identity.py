@@ -6,8 +6,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from bau.data.synthetic.draws import choose, weighted
-from bau.data.synthetic.palettes import (BAGS, HAIR, HAIR_STYLES, HAIR_WEIGHTS, LOGO_SHAPES, MIXED_TOPS, PALETTE,
-                                         PATTERNS, RGB, SHOES, SKIN, jitter)
+from bau.data.synthetic.palettes import (
+    BAGS,
+    HAIR,
+    HAIR_STYLES,
+    HAIR_WEIGHTS,
+    LOGO_SHAPES,
+    MIXED_TOPS,
+    PALETTE,
+    PATTERNS,
+    RGB,
+    SHOES,
+    SKIN,
+    jitter,
+)
 from bau.data.synthetic.styles import DomainStyle
 
 
