@@ -36,6 +36,7 @@ from analysis.sweep_data import (
     cell_numbers,
     cells_by_p,
     choose_target,
+    convergence_columns,
     dataset_label,
     echo_for,
     line_style,
@@ -47,6 +48,7 @@ from analysis.sweep_data import (
     runs_of_seed,
     select_runs,
     sweep_arguments,
+    unconverged_note,
 )
 from bau.runs.folder import sweep_runs
 from bau.runs.statistics import seed_of
@@ -62,7 +64,8 @@ def compute_performance(args: argparse.Namespace, runs) -> Dict[str, Any]:
 
     mAP, rank1 = metric_percent(target, "mAP"), metric_percent(target, "rank1")
     cells = {m: cells_by_p(chosen[m], f"figure 5a: method={m}") for m in WEIGHTING_METHODS}
-    rows = [{"method": m, "p": p, **cell_numbers(cell, {"mAP": mAP, "rank1": rank1})}
+    rows = [{"method": m, "p": p, **cell_numbers(cell, {"mAP": mAP, "rank1": rank1}),
+             **convergence_columns(cell, target)}
             for m in WEIGHTING_METHODS for p, cell in cells[m]]
     difference = paired_by_p(cells["bau_noweight"], cells["bau"], mAP, "mAP_difference", echo)
     return {"sweep": args.sweep, "target": target, "rows": rows, "difference": difference,
@@ -85,12 +88,15 @@ def plot_performance(data: Dict[str, Any]):
     ax.set_title("(a) with vs. without weighting")
     ax.legend(loc="best")
     note = seeds_note(data["rows"], "mAP")
+    late = unconverged_note(data["rows"], lambda r: f"{METHOD_NAMES[r['method']]} p={r['p']:g}")
     if diffs:
         ax_d = axes[0, 1]
         plot_differences(ax_d, diffs, "mAP_difference", color=method_color("BAU"))
         ax_d.set_ylabel("\u0394 mAP (percentage points)")
         ax_d.set_title("(a) BAU \u2212 BAU w/o weighting")
         note += "; right: mean paired difference, 95% t-interval"
+    if late:
+        note += "\n" + late
     for a in axes[0]:
         a.set_xticks(ps)
         a.set_xlabel("augmentation probability $p$")

@@ -14,7 +14,7 @@ from bau.core.config import Config, LossConfig, load_config
 from bau.data.transforms import build_augmented_transform
 from bau.method.losses import batch_hard_triplet, cross_entropy_ls, domain_uniformity_loss, uniformity_loss
 from bau.method.memory import PrototypeMemory
-from bau.method.objective import BAUObjective
+from bau.method.objective import BAUObjective, view_features
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +54,8 @@ def test_the_loss_feature_is_the_l2_normalised_bnneck_output():
     pids, dids = _batch()
     objective = BAUObjective(LossConfig(), _memory())
     terms = objective(o, a, pids, dids)
-    torch.testing.assert_close(terms["_f_orig"], F.normalize(o["bn"], dim=1))
+    # what the memory stores (Eq. 7) and the hypersphere terms compare: the L2-normalised BNNeck output
+    torch.testing.assert_close(view_features(o), F.normalize(o["bn"], dim=1))
     # scaling the BNNeck output changes no hypersphere term; changing the pre-BNNeck feature changes none either
     scaled = objective({**o, "bn": 7.0 * o["bn"], "feat": o["feat"] + 1.0}, {**a, "bn": 0.1 * a["bn"]}, pids, dids)
     for key in ("align", "uniform", "domain"):
