@@ -176,7 +176,8 @@ def _as_reference(reference: Any) -> torch.Tensor:
     if isinstance(reference, np.ndarray):
         reference = torch.from_numpy(reference)
     if not isinstance(reference, torch.Tensor):
-        raise BauError(f"Grad-CAM reference: expected a feature vector (tensor or array), got {type(reference).__name__}")
+        raise BauError("Grad-CAM reference: expected a feature vector (tensor or array), "
+                       f"got {type(reference).__name__}")
     if reference.dim() == 2 and reference.shape[0] == 1:
         reference = reference[0]
     if reference.dim() != 1:
@@ -191,7 +192,8 @@ def _as_image_batch(image_tensor: torch.Tensor) -> torch.Tensor:
     if x.dim() == 3:
         x = x.unsqueeze(0)
     if x.dim() != 4 or x.shape[:2] != (1, 3):
-        raise BauError(f"Grad-CAM image: expected a [3, H, W] or [1, 3, H, W] tensor, got shape {tuple(image_tensor.shape)}")
+        raise BauError("Grad-CAM image: expected a [3, H, W] or [1, 3, H, W] tensor, "
+                       f"got shape {tuple(image_tensor.shape)}")
     return x
 
 

@@ -363,7 +363,8 @@ def _layout(t: TableRows, number_columns: Callable[[str], List[str]],
     for labels, cells, average in t.rows:
         out = list(labels)
         for c in cells:
-            out += late_cells(number_cells(None if c is None else c.mAP), c) + number_cells(None if c is None else c.rank1)
+            out += (late_cells(number_cells(None if c is None else c.mAP), c)
+                    + number_cells(None if c is None else c.rank1))
             if t.compared:
                 out += difference_cells(None if c is None else c.difference)
         if len(t.settings) > 1:

@@ -287,7 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("data", help="dataset tools")
     dsub = d.add_subparsers(dest="data_command", metavar="ACTION")
-    di = dsub.add_parser("inspect", help="ids / images / cameras per split, to check a copy against the paper's Table 1")
+    di = dsub.add_parser("inspect",
+                         help="ids / images / cameras per split, to check a copy against the paper's Table 1")
     di.add_argument("--root", required=True, help="datasets root folder")
     di.add_argument("names", nargs="+", help="dataset names, e.g. market1501 msmt17 full:cuhk03 folder:PATH")
     di.add_argument("--split", type=int, default=0)

@@ -1,4 +1,5 @@
-"""k-reciprocal re-ranking: ``bau.evaluation.reranking.re_ranking`` against the dense NumPy version most re-ID code uses.
+"""k-reciprocal re-ranking: ``bau.evaluation.reranking.re_ranking`` against the dense NumPy version
+most re-ID code uses.
 
 The problem is the one of ``benchmarks/ranking.py`` (Market-1501's structure: identities seen by
 2-6 of 6 cameras, one query per camera, same-camera junk, pid 0/-1 distractors, random features),

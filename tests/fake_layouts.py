@@ -163,7 +163,8 @@ def make_grid(root: str, with_mat: bool = True, mat_layout: str = "structs") -> 
         index += 1
         write_image(os.path.join(base, "probe", f"{pid:04d}_{pid % 8 + 1}_25004_107_32_130_{index}.jpeg"), index)
         index += 1
-        write_image(os.path.join(base, "gallery", f"{pid:04d}_{(pid + 3) % 8 + 1}_25004_107_32_130_{index}.jpeg"), index)
+        write_image(os.path.join(base, "gallery", f"{pid:04d}_{(pid + 3) % 8 + 1}_25004_107_32_130_{index}.jpeg"),
+                    index)
     for d in range(GRID_DISTRACTORS):
         index += 1
         write_image(os.path.join(base, "gallery", f"0000_{d + 1}_25004_107_32_130_{index}.jpeg"), index)

@@ -491,7 +491,8 @@ def test_geometry_page_opens_a_feature_file_of_any_model(runs, monkeypatch):
     assert [m.value for m in at.metric] == [f"{geo['alignment']:.4g}", f"{-geo['uniformity']:.4g}", "26"]
     per_domain, table = (d.value for d in at.dataframe)  # per domain, then retrieval
     assert per_domain["domain"].tolist() == ["north", "south"] and per_domain["identities"].tolist() == [4, 4]
-    assert per_domain["−L_uniform"].tolist() == pytest.approx([-geo["per_domain"]["north"], -geo["per_domain"]["south"]])
+    assert per_domain["−L_uniform"].tolist() == pytest.approx([-geo["per_domain"]["north"],
+                                                               -geo["per_domain"]["south"]])
     table = table.set_index("domain")
     for name in ("north", "south"):
         assert table.loc[name, "mAP"] == pytest.approx(100 * ret["per_domain"][name]["mAP"])

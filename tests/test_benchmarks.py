@@ -249,7 +249,8 @@ def test_gpu_check_class_layout_and_batch():
     assert layout.num_classes == 1041 + 11934 + 767 == 13742 and layout.domain_names == ["msmt17", "cuhksysu", "cuhk03"]
     assert np.bincount(layout.class_domains).tolist() == [1041, 11934, 767]
     cfg = gpu_check.paper_config(gpu_check.FULL)
-    assert (cfg.model.backbone, cfg.model.last_stride, cfg.data.num_ids, cfg.data.num_instances) == ("resnet50", 1, 64, 4)
+    assert ((cfg.model.backbone, cfg.model.last_stride, cfg.data.num_ids, cfg.data.num_instances)
+            == ("resnet50", 1, 64, 4))
     assert (cfg.data.height, cfg.data.width, cfg.model.bn_views, cfg.model.pretrained) == (256, 128, "split", False)
     tiny = gpu_check.paper_config(gpu_check.TINY)
     batch = gpu_check.random_batch(tiny, gpu_check.class_layout(gpu_check.TINY), seed=3, num_ids=3)

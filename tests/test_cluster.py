@@ -1,4 +1,5 @@
-"""``bau sweep --launcher {slurm, submitit-local}`` (``bau.engine.cluster``) and ``--status`` (``bau.engine.sweep_status``).
+"""``bau sweep --launcher {slurm, submitit-local}`` (``bau.engine.cluster``) and ``--status``
+(``bau.engine.sweep_status``).
 
 The submitit-local path runs end to end here (a real job signalled mid-run and requeued); the Slurm
 path is checked up to ``sbatch``, which a fake ``sbatch`` on PATH records instead of a cluster.

@@ -244,7 +244,8 @@ def test_viper_pairs_ith_files_and_protocol_sizes(tmp_path):
     assert len(ds.query) == len(ds.gallery) == 5 and len(pids(ds.train)) == 5
     assert cams(ds.query) == [0] and cams(ds.gallery) == [1]
     # The i-th files of cam_a and cam_b carry the same id (here: the same name prefix).
-    for (qp, qpid, _), (gp, gpid, _) in zip(sorted(ds.query, key=lambda t: t[1]), sorted(ds.gallery, key=lambda t: t[1])):
+    for (qp, qpid, _), (gp, gpid, _) in zip(sorted(ds.query, key=lambda t: t[1]),
+                                            sorted(ds.gallery, key=lambda t: t[1])):
         assert qpid == gpid and os.path.basename(qp)[:3] == os.path.basename(gp)[:3]
 
 

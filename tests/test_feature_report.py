@@ -121,15 +121,18 @@ GOOD = {"features": np.ones((3, 2), np.float32) + np.eye(3, 2), "pids": np.array
     ({"pids": None}, "missing array pids (required: features, pids, camids"),
     ({"features": np.ones(3, np.float32)}, "features has shape (3,); expected [N, d]"),
     ({"features": np.ones((3, 2), np.int64)}, "features has dtype int64; expected floating point"),
-    ({"features": np.array([[1, 0], [np.nan, 1], [1, 1]], np.float32)}, "NaN or infinite values (1 rows, the first is row 1)"),
+    ({"features": np.array([[1, 0], [np.nan, 1], [1, 1]], np.float32)},
+     "NaN or infinite values (1 rows, the first is row 1)"),
     ({"features": np.array([[1, 0], [0, 0], [1, 1]], np.float32)}, "all-zero rows (the first is row 1)"),
     ({"pids": np.array([0, 1])}, "pids has shape (2,); expected (3,)"),
     ({"camids": np.array([0.0, 1.0, 0.0])}, "camids has dtype float64; expected integers"),
-    ({"domains": np.array([0, 1, 2]), "domain_names": np.array(["a", "b"])}, "domains goes up to 2 but domain_names has 2"),
+    ({"domains": np.array([0, 1, 2]), "domain_names": np.array(["a", "b"])},
+     "domains goes up to 2 but domain_names has 2"),
     ({"domains": np.array([0, -1, 0])}, "domains has negative values"),
     ({"domain_names": np.array(["a", "b"])}, "domain_names has 2 names but there is no domains array"),
     ({"domains": np.array([0, 1, 1]), "domain_names": np.array(["a", "a"])}, "domain_names has repeated names"),
-    ({"subsets": np.array(["query", "probe", "gallery"])}, "subsets has values ['probe']; expected train, query, gallery"),
+    ({"subsets": np.array(["query", "probe", "gallery"])},
+     "subsets has values ['probe']; expected train, query, gallery"),
     ({"paths": np.array([1, 2, 3])}, "paths has dtype int64; expected strings"),
     ({VERSION_KEY: np.int64(2)}, "format version 2 is newer than this bau reads (1)"),
     ({VERSION_KEY: np.array([1, 1])}, "bau_features_version is"),
@@ -236,7 +239,8 @@ def test_bau_analyze_without_query_gallery_says_so(tmp_path):
     out = tmp_path / "r"
     assert main(["analyze", "--features", str(path), "--out", str(out), "--max-points", "0", "--quiet"]) == 0
     numbers = json.loads((out / "report.json").read_text())
-    assert numbers["retrieval"] == {"per_domain": {}, "skipped": {"train_only": "no query and gallery images (subsets)"}}
+    assert numbers["retrieval"] == {"per_domain": {},
+                                    "skipped": {"train_only": "no query and gallery images (subsets)"}}
     assert "tsne" not in numbers and not (out / "tsne.png").exists()
     assert "train_only: not evaluated (no query and gallery images (subsets))" in (out / "report.md").read_text()
 

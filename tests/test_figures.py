@@ -336,7 +336,8 @@ def test_tables_rows_from_configs(sweep, tmp_path, capsys):
         return " ".join(run_name(method, p, s) for s in (SEEDS if method in SEEDED else [None]))
 
     header, rows = read("table5")
-    assert header == (["Method"] + [f"{SETTING} mAP {k}" for k in ("mean", "std", "n")] + [f"{SETTING} mAP still_improving"]
+    assert header == (["Method"] + [f"{SETTING} mAP {k}" for k in ("mean", "std", "n")]
+                      + [f"{SETTING} mAP still_improving"]
                       + [f"{SETTING} Rank-1 {k}" for k in ("mean", "std", "n")] + ["runs"])
     # the ID baseline (trained on synth_c) is not a DG row; p = 0 baseline, no-L_domain, full BAU at p = 0.5;
     # every seed of a cell is in it
@@ -573,7 +574,8 @@ def test_effects_verdicts_and_paired_numbers(sweep, tmp_path, capsys):
     # the ID baseline of the test sweep has one seed: no interval, so not shown
     assert next(r for e, r in rows.items() if "in-distribution" in e)["verdict"] == "not shown"
     assert bau_half["difference_detectable"] == pytest.approx(paired_difference(
-        dict(zip(SEEDS, seed_values(sweep, "baseline", 0.5))), dict(zip(SEEDS, seed_values(sweep, "bau", 0.5)))).detectable)
+        dict(zip(SEEDS, seed_values(sweep, "baseline", 0.5))),
+        dict(zip(SEEDS, seed_values(sweep, "bau", 0.5)))).detectable)
     assert bau_half["detectable"] == f"{bau_half['difference_detectable']:.1f}"
     assert "| effect | difference | detectable | verdict |" in (tmp_path / "effects.md").read_text()
     assert "BAU beats the OOD baseline" in capsys.readouterr().out

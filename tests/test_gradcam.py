@@ -200,7 +200,8 @@ def test_resnet_stage_outputs_before_instance_norm_would_give_empty_weights():
     hooks = [getattr(model.backbone, n).register_full_backward_hook(
         lambda m, gi, go, n=n: grads.__setitem__(n, go[0])) for n in ("layer3", "in3")]
     try:
-        model.forward_features(torch.randn(1, 3, H, W, generator=torch.Generator().manual_seed(0)))["bn"].sum().backward()
+        model.forward_features(
+            torch.randn(1, 3, H, W, generator=torch.Generator().manual_seed(0)))["bn"].sum().backward()
     finally:
         for h in hooks:
             h.remove()

@@ -74,7 +74,8 @@ def test_resnet50_instance_norms_have_no_parameters():
         assert not layer.affine and list(layer.parameters()) == [] and layer.state_dict() == {}
         # parameter-free IN: each channel of each image to zero mean, unit (biased) variance
         x = torch.randn(2, channels, 4, 3) * 5 + 2
-        ref = (x - x.mean(dim=(2, 3), keepdim=True)) / torch.sqrt(x.var(dim=(2, 3), unbiased=False, keepdim=True) + 1e-5)
+        ref = ((x - x.mean(dim=(2, 3), keepdim=True))
+               / torch.sqrt(x.var(dim=(2, 3), unbiased=False, keepdim=True) + 1e-5))
         torch.testing.assert_close(layer(x), ref, atol=1e-5, rtol=1e-5)
     assert not any(".in" in name or name.startswith("in") for name, _ in net.named_parameters())
 

@@ -105,7 +105,8 @@ def test_colour_ops_against_hand_computed_values():
     assert out[0, 1].tolist() == [127, 127, 119]
     assert out[1, 1].tolist() == [0, 0, 0] and out[0, 0].tolist() == [36, 121, 122]
     # Posterize 2 bits: keep the two high bits.
-    assert apply("Posterize", a)[1, 0].tolist() == [64, 128, 192] and apply("Posterize", a)[0, 1].tolist() == [64, 64, 64]
+    assert (apply("Posterize", a)[1, 0].tolist() == [64, 128, 192]
+            and apply("Posterize", a)[0, 1].tolist() == [64, 64, 64])
     assert np.array_equal(apply("Invert", a), 255 - a)
     assert np.array_equal(apply("Identity", a), a)
 

@@ -85,7 +85,8 @@ def test_runs_by_seed_groups_runs_that_differ_only_in_seed():
 
 
 @pytest.mark.parametrize("other, fragment", [
-    (_run("bau-lam2__seed-2", method="bau", aug_prob=0.5, lam=2, seed=2), "aug_prob=0.5 vs method=bau, aug_prob=0.5, lam=2"),
+    (_run("bau-lam2__seed-2", method="bau", aug_prob=0.5, lam=2, seed=2),
+     "aug_prob=0.5 vs method=bau, aug_prob=0.5, lam=2"),
     (_run("bau__seed-2", sweep="other", method="bau", aug_prob=0.5, seed=2), "sweep sw vs other"),
     (_run("bau-copy__seed-1", method="bau", aug_prob=0.5, seed=1), "both match with seed 1"),
 ])

@@ -212,7 +212,8 @@ def test_op_set_selection_and_config_route():
     one = build_train_transform(cfg, two_view=False)
     assert RandAugment in op_types(one)
     assert [t.p for t in one.transforms if isinstance(t, (T.RandomApply, T.RandomErasing))] == [0.3, 0.3, 0.3]
-    ra = [t for t in build_train_transform(DataConfig(height=H, width=W)).aug.transforms if isinstance(t, T.RandomApply)]
+    ra = [t for t in build_train_transform(DataConfig(height=H, width=W)).aug.transforms
+          if isinstance(t, T.RandomApply)]
     assert ra[0].transforms[0].ops == PAPER_OPS
 
 

@@ -75,7 +75,8 @@ def file_features(ctx) -> Tuple[FeatureSet, int]:
     ident = checkpoint_identity(path)
     fs = _read(path, ident["mtime_ns"], ident["size"])
     st.caption(f"feature file `{chosen}` · {len(fs)} images · {fs.features.shape[1]}-d features · "
-               f"{len(fs.domain_names)} domain{'s' if len(fs.domain_names) != 1 else ''} · format: docs/feature_files.md")
+               f"{len(fs.domain_names)} domain{'s' if len(fs.domain_names) != 1 else ''} · "
+               "format: docs/feature_files.md")
     return fs, 0
 
 

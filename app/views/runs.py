@@ -43,7 +43,8 @@ with detail, show_errors():
     for i, (k, v) in enumerate(list(metrics.items())[:4]):
         cols[i].metric(k, f"{100 * v:.1f}%")
     st.caption(f"status: {run.status} · checkpoints: {', '.join(run.checkpoints()) or 'none'}"
-               + (f" · sweep {run.sweep}: " + ", ".join(f"{k}={v}" for k, v in run.labels.items()) if run.sweep else ""))
+               + (f" · sweep {run.sweep}: " + ", ".join(f"{k}={v}" for k, v in run.labels.items())
+                  if run.sweep else ""))
     sweep_dir = os.path.join(ctx.runs_root, run.sweep) if run.sweep else None
     if sweep_dir and os.path.isfile(os.path.join(sweep_dir, "sweep.yaml")):
         with st.expander(f"Sweep {run.sweep}: every run's state (as `bau sweep --status`)"):

@@ -37,7 +37,8 @@ from bau.data.transforms import (
 
 __all__ = [
     "DISTRACTOR_PID", "Item", "ReIDDataset", "DATASETS", "build_dataset", "DecodedImageCache", "check_images",
-    "read_image", "PAPER_OPS", "RELEASED_OPS", "RandAugment", "paper_randaugment", "released_randaugment", "TwoViewTransform", "build_randaugment", "build_test_transform",
+    "read_image", "PAPER_OPS", "RELEASED_OPS", "RandAugment", "paper_randaugment", "released_randaugment",
+    "TwoViewTransform", "build_randaugment", "build_test_transform",
     "build_train_transform", "build_transforms", "denormalize", "ImageGroupSampler", "PKSampler", "build_sampler",
     "MultiSourceTrainSet", "training_set", "build_test_loader", "build_train_loader", "inspect_datasets",
     "format_stats", "generate",

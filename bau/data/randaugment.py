@@ -19,7 +19,8 @@ each at one shared magnitude ``m`` on a 0..30 scale. The released pipeline uses 
 so at ``m = 10``: Rotate 10 deg, ShearX/Y 0.1, TranslateX/Y 0.15 of the image width/height,
 Color/Contrast/Brightness/Sharpness factor 0.7, Posterize 2 bits, Solarize threshold 85.33,
 SolarizeAdd +36.67. The geometric ops (translations, shears, rotation) turn their value negative
-with probability 1/2. Unlike appendix A's set (``PAPER_OPS``), the released list keeps Invert, Posterize, Solarize and SolarizeAdd. At ``m = 10`` Cutout is a
+with probability 1/2. Unlike appendix A's set (``PAPER_OPS``), the released list keeps Invert,
+Posterize, Solarize and SolarizeAdd. At ``m = 10`` Cutout is a
 square of side ``0.2 / 3`` of the image width (4.3 px of a 64-px-wide image), filled with the
 released grey (125, 123, 114), centred at a uniform random point and clipped at the border.
 

@@ -240,7 +240,8 @@ class RunJob:
             write_job_state(self.run_dir, "running", job_id=job_id, launcher=self.launcher)
         try:
             # A run with a last.pt resumes exactly from it (a requeued job, or an interrupted run).
-            train_run_folder(self.run_dir, None if status == "interrupted" else self.cfg_dict, self.record, False, print)
+            train_run_folder(self.run_dir, None if status == "interrupted" else self.cfg_dict,
+                             self.record, False, print)
         except Exception as e:
             if main:
                 line = one_line(e) if isinstance(e, BauError) else f"{type(e).__name__}: {one_line(e)}"

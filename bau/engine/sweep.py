@@ -379,7 +379,8 @@ def run_sweep(path: str, out: str, extra_overrides: Optional[List[str]] = None, 
         if status == "finished":
             echo(f"[{i}/{len(runs)}] {r.name}: finished, skipped")
             continue
-        cfg = None if status == "interrupted" else load_config(sweep["base"], sweep["overrides"] + r.overrides).to_dict()
+        cfg = (None if status == "interrupted"
+               else load_config(sweep["base"], sweep["overrides"] + r.overrides).to_dict())
         record = {"sweep": path, "base": sweep["base"], "overrides": sweep["overrides"] + r.overrides,
                   "labels": r.labels}
         todo.append((f"[{i}/{len(runs)}] {r.name}: {'resuming' if cfg is None else 'training'}", run_dir, cfg, record))

@@ -426,7 +426,8 @@ class Trainer:
             t_last = now
             if self.progress:
                 mix = " ".join(f"{100 * v:.0f}%" for v in domain_share(slots, names).values())
-                bar.set_postfix({**{k: f"{v:.3f}" for k, v in values.items()}, **({"mix": mix} if len(names) > 1 else {})})
+                bar.set_postfix({**{k: f"{v:.3f}" for k, v in values.items()},
+                                 **({"mix": mix} if len(names) > 1 else {})})
             if cfg.train.max_steps and self.step >= cfg.train.max_steps:
                 break
         bar.close()

@@ -27,6 +27,7 @@ from bau.evaluation.reranking import re_ranking
 
 __all__ = [
     "METRIC_KEYS", "distance_matrix", "evaluate_features", "evaluate_ranking", "feature_block_rows",
-    "pairwise_distance", "top_k_gallery", "re_ranking", "alignment", "alignment_uniformity", "uniformity", "uniformity_by_group", "evaluate_target",
+    "pairwise_distance", "top_k_gallery", "re_ranking", "alignment", "alignment_uniformity", "uniformity",
+    "uniformity_by_group", "evaluate_target",
     "extract_features", "rank_split", "target_geometry",
 ]

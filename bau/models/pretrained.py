@@ -146,7 +146,8 @@ def load_state_dict_file(path: str) -> Dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # a corrupt or pickled-object file: say which and why, briefly
-        raise BauError(f"weights file {path}: cannot be read as a weights-only state_dict ({type(e).__name__})") from None
+        raise BauError(f"weights file {path}: cannot be read as a weights-only state_dict "
+                       f"({type(e).__name__})") from None
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
             obj = obj[key]

@@ -108,7 +108,8 @@ def validate(data: Dict[str, np.ndarray], where: str, name: str) -> Dict[str, np
         raise BauError(f"{where}: features has NaN or infinite values ({int((~finite).sum())} rows, the first "
                        f"is row {int(np.argmin(finite))})")
     if not np.any(feats, axis=1).all():
-        raise BauError(f"{where}: features has all-zero rows (the first is row {int(np.argmin(np.any(feats, axis=1)))}); "
+        raise BauError(f"{where}: features has all-zero rows "
+                       f"(the first is row {int(np.argmin(np.any(feats, axis=1)))}); "
                        f"a zero vector has no direction")
     n = feats.shape[0]
     out: Dict[str, np.ndarray] = {"features": feats.astype(np.float32, copy=False),

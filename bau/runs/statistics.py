@@ -165,7 +165,8 @@ class PairedDifference:
         return f"{self.mean:+.{digits}f} [{self.ci_low:+.{digits}f}, {self.ci_high:+.{digits}f}] (n={self.n})"
 
     def columns(self, name: str) -> Dict[str, object]:
-        """``{name_mean, name_std, name_n, name_ci_low, name_ci_high, name_seeds, name_values, name_unpaired_seeds}``."""
+        """``{name_mean, name_std, name_n, name_ci_low, name_ci_high, name_seeds, name_values,
+        name_unpaired_seeds}``."""
         return {f"{name}_mean": self.mean, f"{name}_std": self.std, f"{name}_n": self.n,
                 f"{name}_ci_low": self.ci_low, f"{name}_ci_high": self.ci_high,
                 f"{name}_detectable": self.detectable, f"{name}_seeds": list(self.seeds),
@@ -180,7 +181,8 @@ def paired_difference(reference: Mapping[int, float], treatment: Mapping[int, fl
         treatment: ``{seed: value}`` of the method (e.g. BAU) at the same other settings.
     """
     both = sorted(set(reference) & set(treatment))
-    return PairedDifference(seeds=tuple(both), differences=tuple(float(treatment[s]) - float(reference[s]) for s in both),
+    return PairedDifference(seeds=tuple(both),
+                            differences=tuple(float(treatment[s]) - float(reference[s]) for s in both),
                             reference_only=tuple(sorted(set(reference) - set(treatment))),
                             treatment_only=tuple(sorted(set(treatment) - set(reference))))
 

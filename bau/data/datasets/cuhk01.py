@@ -29,7 +29,8 @@ def parse_cuhk01_name(path: str) -> Item:
     """``(path, pid, camid)``: camera A (0) for images 1-2, camera B (1) for images 3-4."""
     match = CUHK01_NAME.match(os.path.basename(path))
     if match is None:
-        raise BauError(f"image file {path}: name does not parse; expected NNNNIII.png (4-digit id, 3-digit image number)")
+        raise BauError(f"image file {path}: name does not parse; "
+                       "expected NNNNIII.png (4-digit id, 3-digit image number)")
     return path, int(match.group(1)), 0 if int(match.group(2)) <= 2 else 1
 
 

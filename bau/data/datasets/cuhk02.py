@@ -37,7 +37,8 @@ def read_camera_folder(folder: str, pair: int, cam: int) -> List[Item]:
     for path in ReIDDataset.list_images(folder, exts=(".png",)):
         local = os.path.basename(path).split("_")[0]
         if "_" not in os.path.basename(path) or not local.isdigit() or int(local) >= ID_RANGE:
-            raise BauError(f"image file {path}: name does not parse; expected PID_IMG.png (numeric id before the first '_')")
+            raise BauError(f"image file {path}: name does not parse; "
+                           "expected PID_IMG.png (numeric id before the first '_')")
         items.append((path, global_pid(pair, int(local)), 2 * (pair - 1) + (cam - 1)))
     return items
 

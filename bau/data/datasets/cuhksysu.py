@@ -36,7 +36,8 @@ class CUHKSYSU(ReIDDataset):
         for path in self.list_images(folder):
             match = PID_PREFIX.match(os.path.basename(path))
             if match is None:
-                raise BauError(f"image file {path}: name does not parse; expected NNNN_....jpg (the person id, then '_')")
+                raise BauError(f"image file {path}: name does not parse; "
+                               "expected NNNN_....jpg (the person id, then '_')")
             pid = int(match.group(1))
             if pid > DISTRACTOR_FILE_PID:
                 items.append((path, pid, 0))

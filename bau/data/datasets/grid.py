@@ -8,7 +8,8 @@ Layout::
 
 The first field of a name is the person id, the second the camera (1-8). The 775 gallery
 images with id 0 belong to nobody in the probe set: they are distractors, always in the
-gallery, with the pid ``DISTRACTOR_PID`` (-2): not an identity. Protocol (10 splits): 125 ids train (their probe and gallery images); the other 125
+gallery, with the pid ``DISTRACTOR_PID`` (-2): not an identity. Protocol (10 splits): 125 ids
+train (their probe and gallery images); the other 125
 are tested with their probe images as queries against their gallery images plus every
 distractor.
 
@@ -80,7 +81,8 @@ def read_grid_partitions(mat_path: str) -> List[List[int]]:
 
 class GRID(ReIDDataset):
     name = "grid"
-    reference = "Chen Change Loy, Tao Xiang, and Shaogang Gong. Multi-camera activity correlation analysis. In CVPR, 2009."
+    reference = ("Chen Change Loy, Tao Xiang, and Shaogang Gong. Multi-camera activity correlation analysis. "
+                 "In CVPR, 2009.")
     published = PublishedStats(ids=250, images=1275, cameras=8)
 
     def __init__(self, root: str, split: int = 0, split_seed: int = 0, num_splits: int = 10):
@@ -98,7 +100,8 @@ class GRID(ReIDDataset):
         if self.official_splits:
             partitions = read_grid_partitions(mat_path)
             if num_splits > len(partitions):
-                raise BauError(f"split file {mat_path}: holds {len(partitions)} splits; expected at least num_splits={num_splits}")
+                raise BauError(f"split file {mat_path}: holds {len(partitions)} splits; "
+                               f"expected at least num_splits={num_splits}")
             if not 0 <= split < num_splits:
                 raise BauError(f"split {split} out of range; expected 0..{num_splits - 1} (option split / num_splits)")
             train_ids = set(partitions[split])

@@ -28,7 +28,8 @@ ILIDS_NAME = re.compile(r"^(\d{4})(\d{3})\.jpg$", re.IGNORECASE)
 def parse_ilids_name(path: str) -> Item:
     match = ILIDS_NAME.match(os.path.basename(path))
     if match is None:
-        raise BauError(f"image file {path}: name does not parse; expected PPPPCCC.jpg (4-digit id, 3-digit image number)")
+        raise BauError(f"image file {path}: name does not parse; "
+                       "expected PPPPCCC.jpg (4-digit id, 3-digit image number)")
     return path, int(match.group(1)), 0
 
 

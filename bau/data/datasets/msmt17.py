@@ -48,7 +48,8 @@ def read_msmt_list(list_file: str, image_dir: str) -> List[Item]:
                 continue
             fields = line.split()
             if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
-                raise BauError(f"list file {list_file} line {line_no}: expected 'relative/path.jpg PID', got {line.strip()!r}")
+                raise BauError(f"list file {list_file} line {line_no}: expected 'relative/path.jpg PID', "
+                               f"got {line.strip()!r}")
             path = os.path.join(image_dir, fields[0])
             items.append((path, int(fields[1]), msmt_camera(path)))
     return items

@@ -70,5 +70,6 @@ class PRID(ReIDDataset):
         self.query = [cam_a[pid] for pid in chosen["test"]]
         self.distractors = ([cam_a[pid] for pid in sorted(cam_a) if pid > NUM_SHARED]
                             + [cam_b[pid] for pid in sorted(cam_b) if pid > NUM_SHARED])
-        self.gallery = [cam_b[pid] for pid in chosen["test"]] + [cam_b[pid] for pid in sorted(cam_b) if pid > NUM_SHARED]
+        self.gallery = ([cam_b[pid] for pid in chosen["test"]]
+                        + [cam_b[pid] for pid in sorted(cam_b) if pid > NUM_SHARED])
         self.labelled = [cam[pid] for pid in shared for cam in (cam_a, cam_b)]

@@ -42,7 +42,8 @@ class VIPeR(ReIDDataset):
             return halve_ids(rng, ids, len(ids) // 2)
 
         chosen = load_split(folder, split_seed, num_splits, split, make, {"train": set(ids), "test": set(ids)})
-        self.train = self.relabel([(cam[pid], pid, c) for pid in chosen["train"] for c, cam in enumerate((cam_a, cam_b))])
+        self.train = self.relabel([(cam[pid], pid, c) for pid in chosen["train"]
+                                   for c, cam in enumerate((cam_a, cam_b))])
         self.query = [(cam_a[pid], pid, 0) for pid in chosen["test"]]
         self.gallery = [(cam_b[pid], pid, 1) for pid in chosen["test"]]
         self.labelled = [(cam[pid], pid, c) for pid in ids for c, cam in enumerate((cam_a, cam_b))]
