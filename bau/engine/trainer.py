@@ -503,7 +503,7 @@ def train_run_folder(run_dir: str, cfg_dict: Optional[Dict], record: Dict, progr
 def source_geometry_sample(train: List[tuple], size: int, num_target_images: int) -> List[tuple]:
     """The fixed sample of source training images whose uniformity every evaluation logs.
 
-    ``size`` images (0: 4 % of ``num_target_images``, at least 16: near 5 % of an evaluation's
+    ``size`` images (0: 4 % of ``num_target_images``, at least 16: a small part of an evaluation's
     cost), at most all of them, drawn without replacement with a fixed seed (0) whatever the run's
     seed, so every run of a sweep measures the same images; in the training list's order."""
     n = size or max(16, round(0.04 * num_target_images))
