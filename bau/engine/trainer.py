@@ -176,6 +176,7 @@ class Trainer:
         self.start_epoch, self.step, self.best_map, self.last_metrics = 1, 0, -1.0, {}
         self.selection_evals: Dict[int, Dict] = {}  # eval.select=best_of: metrics after each select epoch
         self.pending_eval: Optional[int] = None  # an epoch whose evaluation did not finish
+        self._source_sample: Optional[List[tuple]] = None  # the fixed source images of the logged geometry
         if resume:
             self._resume()
         else:
@@ -395,9 +396,13 @@ class Trainer:
         return results
 
     def _source_uniformity(self, num_target_images: int) -> float:
-        """Eq. 2 of the features of ``source_geometry_sample``'s fixed source images (test transform)."""
-        items = source_geometry_sample(self.train_set.train, self.cfg.eval.geometry_source_images, num_target_images)
-        feats = extract_features(self.model, items, self.cfg, self.device, desc="source sample", workers=0)
+        """Eq. 2 of the features of ``source_geometry_sample``'s fixed source images (test transform);
+        the sample is drawn at the first evaluation and kept."""
+        if self._source_sample is None:
+            self._source_sample = source_geometry_sample(self.train_set.train, self.cfg.eval.geometry_source_images,
+                                                         num_target_images)
+        feats = extract_features(self.model, self._source_sample, self.cfg, self.device, desc="source sample",
+                                 workers=0)
         return uniformity(feats)
 
     def _train_epoch(self, epoch: int) -> bool:
