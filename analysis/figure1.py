@@ -126,7 +126,7 @@ def compute(args: argparse.Namespace) -> Dict[str, Any]:
     training = []
     for setting, method, chosen in (("ID", "baseline_id", ident), ("OOD", "baseline", ood)):
         cells = cells_by_p(chosen, f"figure 1: method={method}")
-        for p, cell in [c for c in cells if c in (cells[0], cells[-1])] if cells else []:
+        for p, cell in cells[:1] + cells[1:][-1:]:  # the lowest and the highest p
             training.append({"setting": setting, "p": p, "runs": [r.name for r in cell.values()],
                              "curves": training_curves(cell, target)})
     return {"sweep": args.sweep, "target": target, "sources": list(ood[0].config().data.sources),
