@@ -16,7 +16,7 @@ from bau.method.losses import batch_hard_triplet, cross_entropy_ls, domain_unifo
 from bau.method.memory import PrototypeMemory
 from bau.method.objective import BAUObjective, view_features
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.fidelity]
 
 
 def _outputs(seed, b=8, d=6, classes=4):

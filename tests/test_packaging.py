@@ -39,7 +39,7 @@ def test_make_test_installs_every_extra_the_tests_use():
         extras = set(tomllib.load(f)["project"]["optional-dependencies"])
     with open(os.path.join(ROOT, "Makefile")) as f:
         installed = re.search(r"-e '\.\[([a-z,]+)\]'", f.read()).group(1).split(",")
-    assert set(installed) == extras == {"dev", "cluster", "tensorboard", "torchreid"}
+    assert set(installed) == extras == {"dev", "cluster", "tensorboard", "torchreid", "mutation"}
 
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "experiments", "**", "*.yaml"), recursive=True)))

@@ -6,7 +6,7 @@ import torch
 
 from bau.core.config import load_config
 from bau.core.errors import BauError
-from bau.engine.trainer import Trainer, TrainingDiverged, lr_factor
+from bau.engine.trainer import Trainer, TrainingDiverged
 from bau.runs.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from bau.runs.folder import resume_config
 from tests.helpers import tiny_overrides
@@ -17,14 +17,6 @@ pytestmark = pytest.mark.integration
 def _train(root, run_dir, **extra):
     cfg = load_config(None, tiny_overrides(root, **extra))
     return Trainer(cfg, str(run_dir), progress=False, echo=lambda s: None).fit()
-
-
-def test_lr_schedule_warmup_and_steps():
-    cfg = load_config(None, [])
-    assert lr_factor(0, cfg) == pytest.approx(0.01)
-    assert lr_factor(5, cfg) == pytest.approx(0.01 * 0.5 + 0.5)
-    assert lr_factor(10, cfg) == 1.0 and lr_factor(29, cfg) == 1.0
-    assert lr_factor(30, cfg) == pytest.approx(0.1) and lr_factor(50, cfg) == pytest.approx(0.01)
 
 
 def test_run_folder_contents(tiny_synth, tmp_path):

@@ -56,6 +56,7 @@ from bau.engine.distributed import (
     leave_process_group,
     rank_device,
 )
+from bau.engine.optim import build_optimizer
 from bau.engine.preflight import check_run_inputs
 from bau.engine.step import NonFiniteLoss, TrainStep
 from bau.engine.tensorboard_log import TensorBoardLog, require_tensorboard
@@ -82,18 +83,6 @@ from bau.runs.lock import RunLock
 
 class TrainingDiverged(BauError):
     """A loss term became NaN or inf; the run stops and keeps its last good checkpoint."""
-
-
-def lr_factor(epoch: int, cfg: Config) -> float:
-    """Linear warm-up from ``warmup_factor`` over ``warmup_epochs``, then x``gamma`` at each milestone.
-
-    ``epoch`` is 0-based (the factor used during epoch ``epoch + 1``)."""
-    o = cfg.optim
-    factor = o.gamma ** sum(epoch >= m for m in o.milestones)
-    if epoch < o.warmup_epochs:
-        alpha = epoch / o.warmup_epochs
-        factor *= o.warmup_factor * (1 - alpha) + alpha
-    return factor
 
 
 def seed_everything(seed: int) -> None:
@@ -247,11 +236,8 @@ class Trainer:
     @classmethod
     def build_optimizer(cls, cfg: Config, model: torch.nn.Module
                         ) -> Tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
-        """Adam on the trainable parameters, warm-up + step schedule per epoch (``lr_factor``)."""
-        params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.Adam(params, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: lr_factor(e, cfg))
-        return optimizer, scheduler
+        """Adam on the trainable parameters, warm-up + step schedule per epoch (``bau.engine.optim``)."""
+        return build_optimizer(cfg, model)
 
     # -- set-up helpers -------------------------------------------------------------------------
     def _initialise_memory(self) -> None:

@@ -30,7 +30,6 @@ def _zero_like_graph(x: torch.Tensor) -> torch.Tensor:
     return (x * 0.0).sum()
 
 
-@torch.no_grad()
 def reciprocal_weights(f_orig: torch.Tensor, f_aug: torch.Tensor, k: int) -> torch.Tensor:
     """Jaccard similarity of k-reciprocal neighbour sets between augmented and original features (Eq. 4).
 
@@ -44,7 +43,8 @@ def reciprocal_weights(f_orig: torch.Tensor, f_aug: torch.Tensor, k: int) -> tor
         k: neighbourhood size; values above ``2B`` are clamped to ``2B``.
 
     Returns:
-        ``[B, B]`` weights in [0, 1], without gradient. Row = augmented sample, column = original.
+        ``[B, B]`` weights in [0, 1], without gradient (the inputs are detached first). Row = augmented sample,
+        column = original.
     """
     if f_orig.shape != f_aug.shape or f_orig.dim() != 2:
         raise ValueError(

@@ -67,7 +67,6 @@ class PrototypeMemory(torch.nn.Module):
         counts.index_add_(0, pids, torch.ones_like(pids, dtype=counts.dtype))
         return sums, counts
 
-    @torch.no_grad()
     def initialise(self, features: torch.Tensor, pids: torch.Tensor) -> None:
         """Set each prototype to the L2-normalised mean feature of its class.
 
@@ -75,16 +74,16 @@ class PrototypeMemory(torch.nn.Module):
             features: ``[n, d]`` features of (typically) every training image.
             pids: ``[n]`` class index of each feature; every class must appear at least once.
         """
-        sums, counts = self._class_sums(features, pids)
-        missing = (counts == 0).nonzero().flatten()
-        if len(missing):
-            raise BauError(
-                f"PrototypeMemory.initialise: {len(missing)} of {self.num_classes} classes have no feature "
-                f"(first: class {int(missing[0])}); every training identity needs at least one image"
-            )
-        self.prototypes.copy_(F.normalize(sums / counts.unsqueeze(1), dim=1))
+        with torch.no_grad():
+            sums, counts = self._class_sums(features, pids)
+            missing = (counts == 0).nonzero().flatten()
+            if len(missing):
+                raise BauError(
+                    f"PrototypeMemory.initialise: {len(missing)} of {self.num_classes} classes have no feature "
+                    f"(first: class {int(missing[0])}); every training identity needs at least one image"
+                )
+            self.prototypes.copy_(F.normalize(sums / counts.unsqueeze(1), dim=1))
 
-    @torch.no_grad()
     def update(self, features: torch.Tensor, pids: torch.Tensor) -> None:
         """Momentum update of the classes present in the batch (Eq. 7), then renormalise.
 
@@ -97,11 +96,12 @@ class PrototypeMemory(torch.nn.Module):
             features: ``[n, d]`` features of the original images (no gradient is kept).
             pids: ``[n]`` class indices.
         """
-        sums, counts = self._class_sums(features, pids)
-        present = counts > 0
-        means = sums[present] / counts[present].unsqueeze(1)
-        mixed = self.momentum * self.prototypes[present] + (1.0 - self.momentum) * means
-        self.prototypes[present] = F.normalize(mixed, dim=1)
+        with torch.no_grad():
+            sums, counts = self._class_sums(features, pids)
+            present = counts > 0
+            means = sums[present] / counts[present].unsqueeze(1)
+            mixed = self.momentum * self.prototypes[present] + (1.0 - self.momentum) * means
+            self.prototypes[present] = F.normalize(mixed, dim=1)
 
     def extra_repr(self) -> str:
         return f"num_classes={self.num_classes}, dim={self.prototypes.shape[1]}, momentum={self.momentum}"
