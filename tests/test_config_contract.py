@@ -301,3 +301,121 @@ def test_to_dict_is_the_nested_options():
     d = Config().to_dict()
     assert list(d) == ["data", "model", "loss", "optim", "train", "eval"]
     assert d["loss"]["lam"] == 1.5 and d["optim"]["milestones"] == [30, 50]
+
+
+# ---- YAML files (load_yaml, _yaml_chain, load_config, save_config) ----
+
+def _load_error(path):
+    with pytest.raises(BauError) as info:
+        load_yaml(str(path))
+    return str(info.value)
+
+
+def test_load_yaml_reads_a_mapping_and_an_empty_file(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("loss:\n  k: 5\n", encoding="utf-8")
+    assert load_yaml(str(p)) == {"loss": {"k": 5}}
+    p.write_text("", encoding="utf-8")
+    assert load_yaml(str(p)) == {}
+    p.write_text("# only a comment\n", encoding="utf-8")
+    assert load_yaml(str(p)) == {}
+    p.write_text("data:\n  root: \"d\u00e9j\u00e0\"\n", encoding="utf-8")  # UTF-8, whatever the locale
+    assert load_yaml(str(p)) == {"data": {"root": "d\u00e9j\u00e0"}}
+
+
+def test_load_yaml_errors_name_the_file(tmp_path):
+    p = tmp_path / "c.yaml"
+    assert _load_error(p) == f"config file {p}: not found (expected a YAML file)"
+    assert _load_error(tmp_path) == f"config file {tmp_path}: not found (expected a YAML file)"  # a folder
+    p.write_bytes(b"loss:\n  k: 5\n  name: caf\xe9\n")
+    assert _load_error(p) == f"config file {p}: not UTF-8 text (byte 24: b'\\xe9'); save it as UTF-8"
+    p.write_text("loss:\n  k: 5\n  lam: [unclosed\n")
+    assert _load_error(p) == f"config file {p}: not valid YAML at line 4"
+    p.write_text("a: 1\n  b: 2\n")
+    assert _load_error(p) == f"config file {p}: not valid YAML at line 2"
+    p.write_text("a: 1\nb: \x07\n")  # a reader error carries no line
+    assert _load_error(p) == f"config file {p}: not valid YAML"
+    for text in ("- a\n- b\n", "5\n", "just words\n"):
+        p.write_text(text)
+        assert _load_error(p) == f"config file {p}: expected a mapping of sections (data:, model:, loss:, ...)"
+
+
+def test_yaml_chain_layers_from_the_base_up(tmp_path):
+    base = tmp_path / "base.yaml"
+    base.write_text("loss:\n  k: 5\n  lam: 0.5\ndata:\n  sources: [a]\n")
+    (tmp_path / "d").mkdir()
+    child = tmp_path / "d" / "child.yaml"
+    child.write_text("_base_: ../base.yaml\nloss:\n  k: 7\n")
+    chain = C._yaml_chain(str(child))
+    assert chain == [(str(tmp_path / "d" / "../base.yaml"), {"loss": {"k": 5, "lam": 0.5}, "data": {"sources": ["a"]}}),
+                     (str(child), {"loss": {"k": 7}})]
+    cfg = load_config(str(child))
+    assert (cfg.loss.k, cfg.loss.lam, cfg.data.sources) == (7, 0.5, ["a"])
+    assert C._yaml_chain(str(base)) == [(str(base), {"loss": {"k": 5, "lam": 0.5}, "data": {"sources": ["a"]}})]
+    child.write_text("_base_:\nloss:\n  k: 7\n")  # an empty base is none
+    assert C._yaml_chain(str(child)) == [(str(child), {"loss": {"k": 7}})]
+
+
+def test_yaml_chain_allows_nine_files_and_names_the_tenth(tmp_path):
+    files = [tmp_path / f"c{i}.yaml" for i in range(11)]
+    files[0].write_text("loss:\n  k: 3\n")
+    for i in range(1, 11):
+        files[i].write_text(f"_base_: c{i - 1}.yaml\ntrain:\n  epochs: {i}\n")
+    chain = C._yaml_chain(str(files[8]))  # c8 <- ... <- c0: nine files
+    assert [p for p, _ in chain] == [str(f) for f in files[:9]]
+    assert load_config(str(files[8])).train.epochs == 8
+    with pytest.raises(BauError) as info:
+        C._yaml_chain(str(files[9]))  # ten files
+    assert str(info.value) == f"config file {files[0]}: _base_ chain is deeper than 8 files (a cycle?)"
+    # the depth counts from the file it started at
+    assert len(C._yaml_chain(str(files[9]), depth=-1)) == 10
+    with pytest.raises(BauError) as info:
+        C._yaml_chain(str(files[1]), depth=8)
+    assert str(info.value) == f"config file {files[0]}: _base_ chain is deeper than 8 files (a cycle?)"
+    assert C._yaml_chain(str(files[0]), depth=8) == [(str(files[0]), {"loss": {"k": 3}})]
+    cycle = tmp_path / "cycle.yaml"
+    cycle.write_text("_base_: cycle.yaml\n")
+    with pytest.raises(BauError, match="deeper than 8 files"):
+        load_config(str(cycle))
+
+
+def test_load_config_layers_defaults_base_file_overrides(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("loss:\n  k: 5\n  lam: 2.0\n")
+    cfg = load_config(str(p), ["loss.k=7"], base={"loss": {"k": 3, "margin": 0.5}, "train": {"epochs": 9}})
+    assert (cfg.loss.k, cfg.loss.lam, cfg.loss.margin, cfg.train.epochs) == (7, 2.0, 0.5, 9)
+    assert load_config(None, None, base={"loss": {"k": 4}}).loss.k == 4
+    assert load_config(str(p)).loss.k == 5
+    assert load_config() == Config()
+    assert load_config(None, [], base={}) == Config()
+
+
+@pytest.mark.parametrize("layer, error", [
+    ("base", "config option loss.k: expected k >= 1"),  # every layer's result is validated
+    ("file", "config option loss.k: expected k >= 1"),
+    ("override", "config option loss.k: expected k >= 1"),
+    ("base-unknown", "config: unknown config option 'loss.kk'; expected one of: " + _known("loss")),
+    ("file-unknown", "config file {p}: unknown config option 'loss.kk'; expected one of: " + _known("loss")),
+    ("file-section", "config file {p}: config section 'loss' must be a mapping, got [1, 2]"),
+])
+def test_load_config_errors_name_the_layer(tmp_path, layer, error):
+    p = tmp_path / "c.yaml"
+    p.write_text({"file": "loss:\n  k: 0\n", "file-unknown": "loss:\n  kk: 1\n",
+                  "file-section": "loss: [1, 2]\n"}.get(layer, "train:\n  epochs: 60\n"))
+    base = {"base": {"loss": {"k": 0}}, "base-unknown": {"loss": {"kk": 1}}}.get(layer)
+    overrides = ["loss.k=0"] if layer == "override" else None
+    with pytest.raises(BauError) as info:
+        load_config(str(p), overrides, base=base)
+    assert str(info.value) == error.format(p=p)
+
+
+def test_save_config_writes_the_resolved_config_in_order(tmp_path):
+    cfg = _config(loss__k=3, data__sources=["x", "y"], model__last_stride=1, train__amp=False)
+    path = tmp_path / "config.yaml"
+    C.save_config(cfg, str(path))
+    text = path.read_text(encoding="utf-8")
+    assert [line[:-1] for line in text.splitlines() if not line.startswith(" ")] == [
+        "data", "model", "loss", "optim", "train", "eval"]  # the config's order, not sorted
+    assert yaml.safe_load(text) == cfg.to_dict()
+    assert load_config(str(path)) == cfg
+    assert [p.name for p in tmp_path.iterdir()] == ["config.yaml"]  # atomic: no temporary left behind
