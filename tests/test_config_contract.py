@@ -201,7 +201,8 @@ def test_one_view_without_the_two_view_terms_passes():
     (["a", "b"], "List[str]", ["a", "b"]), (("a",), "List[str]", ["a"]), ("a,b", "List[str]", ["a", "b"]),
     ("[a, b]", "List[str]", ["a", "b"]), (" a , b ", "List[str]", ["a", "b"]), ("a,,b,", "List[str]", ["a", "b"]),
     ("[]", "List[str]", []), ("", "List[str]", []), ("[ ]", "List[str]", []), ("[30,50]", "List[int]", [30, 50]),
-    ([" 7 ", 8.0], "List[int]", [7, 8]), ("x", "List[str]", ["x"]),
+    ([" 7 ", 8.0], "List[int]", [7, 8]), ("x", "List[str]", ["x"]), ("X", "List[str]", ["X"]),
+    ("[ [ ]", "List[str]", []), ("[[]]", "List[str]", []),  # nothing but brackets and spaces is no item
     # bool: words (any case), 0/1
     (True, "bool", True), (False, "bool", False), ("TRUE", "bool", True), ("1", "bool", True), ("yes", "bool", True),
     ("On", "bool", True), ("false", "bool", False), ("0", "bool", False), ("NO", "bool", False), ("off", "bool", False),
@@ -320,6 +321,17 @@ def test_load_yaml_reads_a_mapping_and_an_empty_file(tmp_path):
     p.write_text("# only a comment\n", encoding="utf-8")
     assert load_yaml(str(p)) == {}
     p.write_text("data:\n  root: \"d\u00e9j\u00e0\"\n", encoding="utf-8")  # UTF-8, whatever the locale
+    assert load_yaml(str(p)) == {"data": {"root": "d\u00e9j\u00e0"}}
+
+
+def test_load_yaml_reads_utf8_whatever_the_locale(tmp_path, monkeypatch):
+    import builtins
+
+    def open_with_a_latin1_locale(path, mode="r", encoding=None, **kwargs):  # what open() does on such a system
+        return builtins.open(path, mode, encoding=encoding or "latin-1", **kwargs)
+    monkeypatch.setattr(C, "open", open_with_a_latin1_locale, raising=False)
+    p = tmp_path / "c.yaml"
+    p.write_text("data:\n  root: d\u00e9j\u00e0\n", encoding="utf-8")
     assert load_yaml(str(p)) == {"data": {"root": "d\u00e9j\u00e0"}}
 
 
