@@ -3,6 +3,7 @@ the first rejected one raises the exact one-line message), every conversion of a
 the errors of the YAML files, overrides and stored configs. Kept fast: ``make mutation`` runs it per mutant."""
 import dataclasses
 import math
+from typing import List, Optional
 
 import pytest
 import yaml
@@ -171,7 +172,8 @@ def test_non_finite_numbers_in_a_list_and_in_order():
         (False, "loss.lam", "a finite number, got nan"), (False, "optim.lr", "a finite number, got -inf")]
 
 
-SINGLE_VIEW = "config option loss.two_view=false: align, uniform and ce_aug need the augmented view; switch them off too"
+SINGLE_VIEW = ("config option loss.two_view=false: align, uniform and ce_aug need the augmented view; "
+               "switch them off too")
 
 
 @pytest.mark.parametrize("align, uniform, ce_aug", [(True, False, False), (False, True, False), (False, False, True)])
@@ -194,49 +196,51 @@ def test_one_view_without_the_two_view_terms_passes():
 
 @pytest.mark.parametrize("value, typ, want", [
     # Optional[X]: none, null or empty is None, anything else is an X
-    (None, "Optional[int]", None), ("none", "Optional[int]", None), ("None", "Optional[int]", None),
-    ("NULL", "Optional[int]", None), ("", "Optional[int]", None), ("5", "Optional[int]", 5), (5, "Optional[int]", 5),
-    ("path/w.pth", "Optional[str]", "path/w.pth"),
+    (None, Optional[int], None), ("none", Optional[int], None), ("None", Optional[int], None),
+    ("NULL", Optional[int], None), ("", Optional[int], None), ("5", Optional[int], 5), (5, Optional[int], 5),
+    ("path/w.pth", Optional[str], "path/w.pth"),
     # List[X]: a YAML list, or a comma-separated string, brackets optional
-    (["a", "b"], "List[str]", ["a", "b"]), (("a",), "List[str]", ["a"]), ("a,b", "List[str]", ["a", "b"]),
-    ("[a, b]", "List[str]", ["a", "b"]), (" a , b ", "List[str]", ["a", "b"]), ("a,,b,", "List[str]", ["a", "b"]),
-    ("[]", "List[str]", []), ("", "List[str]", []), ("[ ]", "List[str]", []), ("[30,50]", "List[int]", [30, 50]),
-    ([" 7 ", 8.0], "List[int]", [7, 8]), ("x", "List[str]", ["x"]), ("X", "List[str]", ["X"]),
-    ("[ [ ]", "List[str]", []), ("[[]]", "List[str]", []),  # nothing but brackets and spaces is no item
+    (["a", "b"], List[str], ["a", "b"]), (("a",), List[str], ["a"]), ("a,b", List[str], ["a", "b"]),
+    ("[a, b]", List[str], ["a", "b"]), (" a , b ", List[str], ["a", "b"]), ("a,,b,", List[str], ["a", "b"]),
+    ("[]", List[str], []), ("", List[str], []), ("[ ]", List[str], []), ("[30,50]", List[int], [30, 50]),
+    ([" 7 ", 8.0], List[int], [7, 8]), ("x", List[str], ["x"]), ("X", List[str], ["X"]),
+    ("[ [ ]", List[str], []), ("[[]]", List[str], []),  # nothing but brackets and spaces is no item
     # bool: words (any case), 0/1
-    (True, "bool", True), (False, "bool", False), ("TRUE", "bool", True), ("1", "bool", True), ("yes", "bool", True),
-    ("On", "bool", True), ("false", "bool", False), ("0", "bool", False), ("NO", "bool", False), ("off", "bool", False),
-    (1, "bool", True), (0, "bool", False),
+    (True, bool, True), (False, bool, False), ("TRUE", bool, True), ("1", bool, True), ("yes", bool, True),
+    ("On", bool, True), ("false", bool, False), ("0", bool, False), ("NO", bool, False), ("off", bool, False),
+    (1, bool, True), (0, bool, False),
     # int: whole numbers only, never a bool
-    ("7", "int", 7), (7, "int", 7), (3.0, "int", 3), ("-2", "int", -2),
+    ("7", int, 7), (7, int, 7), (3.0, int, 3), ("-2", int, -2),
     # float
-    ("1.5", "float", 1.5), (2, "float", 2.0), ("1e-3", "float", 1e-3), (0.25, "float", 0.25),
+    ("1.5", float, 1.5), (2, float, 2.0), ("1e-3", float, 1e-3), (0.25, float, 0.25),
     # str: scalars only
-    ("x", "str", "x"), (5, "str", "5"), (1.5, "str", "1.5"),
+    ("x", str, "x"), (5, str, "5"), (1.5, str, "1.5"),
 ])
 def test_convert_accepts(value, typ, want):
-    got = C._convert(value, eval(typ, vars(C)), "sec.opt")
+    got = C._convert(value, typ, "sec.opt")
     assert got == want and type(got) is type(want)
     if isinstance(want, list):
         assert all(type(g) is type(w) for g, w in zip(got, want))
 
 
 @pytest.mark.parametrize("value, typ, error", [
-    ("maybe", "bool", "expected bool, got 'maybe'"), (2, "bool", "expected bool, got 2"),
-    (1.0, "bool", "expected bool, got 1.0"), (None, "bool", "expected bool, got None"),
-    ("", "bool", "expected bool, got ''"), ([True], "bool", "expected bool, got [True]"),
-    (True, "int", "expected int, got True"), (2.5, "int", "expected int, got 2.5"), ("abc", "int", "expected int, got 'abc'"),
-    (None, "int", "expected int, got None"), ("1.0", "int", "expected int, got '1.0'"),
-    (False, "float", "expected float, got False"), ("x", "float", "expected float, got 'x'"),
-    (None, "float", "expected float, got None"),
-    (None, "str", "expected str, got None"), (["a"], "str", "expected str, got ['a']"), ({}, "str", "expected str, got {}"),
-    (5, "List[str]", "expected a list, got 5"), ({"a": 1}, "List[str]", "expected a list, got {'a': 1}"),
-    ("1, x", "List[int]", "expected int, got 'x'"), ("abc", "Optional[int]", "expected int, got 'abc'"),
-    (1, "dict", "unsupported type <class 'dict'>"),
+    ("maybe", bool, "expected bool, got 'maybe'"), (2, bool, "expected bool, got 2"),
+    (1.0, bool, "expected bool, got 1.0"), (None, bool, "expected bool, got None"),
+    ("", bool, "expected bool, got ''"), ([True], bool, "expected bool, got [True]"),
+    (True, int, "expected int, got True"), (2.5, int, "expected int, got 2.5"),
+    ("abc", int, "expected int, got 'abc'"),
+    (None, int, "expected int, got None"), ("1.0", int, "expected int, got '1.0'"),
+    (False, float, "expected float, got False"), ("x", float, "expected float, got 'x'"),
+    (None, float, "expected float, got None"),
+    (None, str, "expected str, got None"), (["a"], str, "expected str, got ['a']"),
+    ({}, str, "expected str, got {}"),
+    (5, List[str], "expected a list, got 5"), ({"a": 1}, List[str], "expected a list, got {'a': 1}"),
+    ("1, x", List[int], "expected int, got 'x'"), ("abc", Optional[int], "expected int, got 'abc'"),
+    (1, dict, "unsupported type <class 'dict'>"),
 ])
 def test_convert_rejects_in_one_line_naming_the_option(value, typ, error):
     with pytest.raises(BauError) as info:
-        C._convert(value, eval(typ, vars(C)), "sec.opt")
+        C._convert(value, typ, "sec.opt")
     assert str(info.value) == f"config option sec.opt: {error}"
 
 
@@ -276,7 +280,8 @@ def _known(section):
 
 @pytest.mark.parametrize("overrides, error", [
     (["loss.nope=1"], f"command line: unknown config option 'loss.nope'; expected one of: {_known('loss')}"),
-    (["nope.k=1"], "command line: unknown config option 'nope'; expected one of: data, model, loss, optim, train, eval"),
+    (["nope.k=1"],
+     "command line: unknown config option 'nope'; expected one of: data, model, loss, optim, train, eval"),
     (["loss=1"], "command line: config section 'loss' must be a mapping, got '1'"),
     (["loss.k=x"], "config option loss.k: expected int, got 'x'"),
 ])
