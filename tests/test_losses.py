@@ -277,7 +277,8 @@ def test_gradients_match_finite_differences():
 
 
 def test_reciprocal_weights_reject_bad_shapes_and_k_with_the_shapes_in_the_message():
-    with pytest.raises(ValueError, match=r"^reciprocal_weights: expected two \[B, d\] tensors, got \(4, 3\) and \(5, 3\)$"):
+    message = r"^reciprocal_weights: expected two \[B, d\] tensors, got \(4, 3\) and \(5, 3\)$"
+    with pytest.raises(ValueError, match=message):
         reciprocal_weights(torch.zeros(4, 3), torch.zeros(5, 3), 2)
     with pytest.raises(ValueError, match=r"got \(4, 3, 1\) and \(4, 3, 1\)$"):
         reciprocal_weights(torch.zeros(4, 3, 1), torch.zeros(4, 3, 1), 2)
