@@ -339,3 +339,21 @@ def test_cross_entropy_ls_names_its_softmax_dimension():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         cross_entropy_ls(torch.randn(3, 4, generator=torch.Generator().manual_seed(29)), torch.tensor([0, 3, 1]))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_every_loss_runs_on_cuda_and_matches_the_cpu():
+    f_orig, f_aug = _unit(6, 4, seed=30, dtype=torch.float32), _unit(6, 4, seed=31, dtype=torch.float32)
+    protos, domains = _unit(8, 4, seed=32, dtype=torch.float32), torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    pids, dids = torch.tensor([0, 0, 1, 1, 5, 5]), torch.tensor([0, 0, 0, 0, 1, 1])
+    calls = {
+        "weights": lambda d: reciprocal_weights(f_orig.to(d), f_aug.to(d), 3),
+        "align": lambda d: alignment_loss(f_orig.to(d), f_aug.to(d), pids.to(d)),
+        "uniform": lambda d: uniformity_loss(f_orig.to(d)),
+        "domain": lambda d: domain_uniformity_loss(f_orig.to(d), protos.to(d), domains.to(d), pids.to(d), dids.to(d)),
+        "tri": lambda d: batch_hard_triplet(f_orig.to(d), pids.to(d)),
+    }
+    for name, call in calls.items():
+        on_gpu = call("cuda")
+        assert on_gpu.is_cuda, name
+        torch.testing.assert_close(on_gpu.cpu(), call("cpu"), rtol=1e-5, atol=1e-6, msg=name)

@@ -323,3 +323,11 @@ def test_denormalize_keeps_the_dtype_and_computes_in_it():
     std = torch.tensor(IMAGENET_STD, dtype=torch.float64).view(3, 1, 1)
     assert torch.equal(denormalize(x), (x * std + mean).clamp(0.0, 1.0))
     assert denormalize(x.bfloat16()).dtype == torch.bfloat16
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_denormalize_on_cuda():
+    x = torch.rand(2, 3, 4, 4)
+    out = denormalize(x.cuda())
+    assert out.is_cuda
+    torch.testing.assert_close(out.cpu(), denormalize(x))
