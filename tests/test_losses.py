@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -270,3 +271,89 @@ def test_gradients_match_finite_differences():
     assert torch.autograd.gradcheck(lambda x: domain_uniformity_loss(x, protos, domains, pids, dids, 2), (f,))
     assert torch.autograd.gradcheck(lambda a, b: alignment_loss(a, b, pair_pids), (f, g))
     assert torch.autograd.gradcheck(lambda a: batch_hard_triplet(a, pair_pids, margin=1.0), (f,))
+
+
+# ---------------------------------------------------------------- edge cases pinned by mutation testing (issue 17)
+
+
+def test_reciprocal_weights_reject_bad_shapes_and_k_with_the_shapes_in_the_message():
+    message = r"^reciprocal_weights: expected two \[B, d\] tensors, got \(4, 3\) and \(5, 3\)$"
+    with pytest.raises(ValueError, match=message):
+        reciprocal_weights(torch.zeros(4, 3), torch.zeros(5, 3), 2)
+    with pytest.raises(ValueError, match=r"got \(4, 3, 1\) and \(4, 3, 1\)$"):
+        reciprocal_weights(torch.zeros(4, 3, 1), torch.zeros(4, 3, 1), 2)
+    with pytest.raises(ValueError, match=r"^reciprocal_weights: k must be >= 1, got 0$"):
+        reciprocal_weights(torch.zeros(4, 3), torch.zeros(4, 3), 0)
+
+
+def test_alignment_loss_keeps_the_feature_dtype():
+    f_orig, f_aug = _unit(4, 3, seed=22, dtype=torch.float32), _unit(4, 3, seed=23, dtype=torch.float32)
+    pids = torch.tensor([0, 0, 1, 1])
+    # float64 weights are cast to the features' float32
+    assert alignment_loss(f_orig, f_aug, pids, torch.rand(4, 4, dtype=torch.float64)).dtype == torch.float32
+    # bfloat16 features give a bfloat16 loss, its denominator counted in bfloat16 too
+    half = alignment_loss(f_orig.bfloat16(), f_aug.bfloat16(), pids)
+    assert half.dtype == torch.bfloat16
+    assert float(half) == pytest.approx(float(alignment_loss(f_orig, f_aug, pids)), rel=2e-2)
+
+
+def test_uniformity_loss_of_two_features_and_its_error():
+    f = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    assert float(uniformity_loss(f)) == pytest.approx(-2 * 2.0)  # both ordered pairs at squared distance 2
+    with pytest.raises(ValueError, match=r"^uniformity_loss: need at least 2 features, got 1$"):
+        uniformity_loss(f[:1])
+
+
+def test_domain_uniformity_default_n_is_the_batch_size_not_the_dimension():
+    # 3 features of dimension 6, 10 prototypes of one domain: N = B = 3 of the 9 eligible ones, not d = 6
+    protos = _unit(10, 6, seed=24)
+    domains = torch.zeros(10, dtype=torch.long)
+    pids, dids = torch.tensor([0, 4, 9]), torch.zeros(3, dtype=torch.long)
+    f = _unit(3, 6, seed=25)
+    out = domain_uniformity_loss(f, protos, domains, pids, dids)
+    assert float(out) == pytest.approx(_domain_reference(f, protos, domains, pids, dids, 3), rel=1e-10)
+    assert float(out) != pytest.approx(_domain_reference(f, protos, domains, pids, dids, 6), rel=1e-6)
+    with pytest.raises(ValueError, match=r"^domain_uniformity_loss: n_neighbors must be >= 1, got 0$"):
+        domain_uniformity_loss(f, protos, domains, pids, dids, n_neighbors=0)
+
+
+def test_domain_uniformity_casts_the_prototypes_to_the_feature_dtype():
+    protos = _unit(6, 3, seed=26)  # float64, like a memory kept in double
+    domains, pids, dids = torch.tensor([0, 0, 0, 1, 1, 1]), torch.tensor([0, 4]), torch.tensor([0, 1])
+    f = _unit(2, 3, seed=27, dtype=torch.float32)
+    out = domain_uniformity_loss(f, protos, domains, pids, dids, 2)
+    assert out.dtype == torch.float32
+    assert float(out) == pytest.approx(_domain_reference(f.double(), protos, domains, pids, dids, 2), rel=1e-5)
+
+
+def test_default_margin_and_smoothing_are_the_released_ones():
+    g = torch.Generator().manual_seed(28)
+    f, logits = torch.randn(6, 4, generator=g), torch.randn(6, 5, generator=g)
+    pids = torch.tensor([0, 0, 1, 1, 2, 2])
+    torch.testing.assert_close(batch_hard_triplet(f, pids), batch_hard_triplet(f, pids, 0.3))
+    torch.testing.assert_close(cross_entropy_ls(logits, pids), cross_entropy_ls(logits, pids, 0.1))
+
+
+def test_cross_entropy_ls_names_its_softmax_dimension():
+    # an implicit softmax dimension works for [B, C] but warns (deprecated) at every step
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cross_entropy_ls(torch.randn(3, 4, generator=torch.Generator().manual_seed(29)), torch.tensor([0, 3, 1]))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_every_loss_runs_on_cuda_and_matches_the_cpu():
+    f_orig, f_aug = _unit(6, 4, seed=30, dtype=torch.float32), _unit(6, 4, seed=31, dtype=torch.float32)
+    protos, domains = _unit(8, 4, seed=32, dtype=torch.float32), torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    pids, dids = torch.tensor([0, 0, 1, 1, 5, 5]), torch.tensor([0, 0, 0, 0, 1, 1])
+    calls = {
+        "weights": lambda d: reciprocal_weights(f_orig.to(d), f_aug.to(d), 3),
+        "align": lambda d: alignment_loss(f_orig.to(d), f_aug.to(d), pids.to(d)),
+        "uniform": lambda d: uniformity_loss(f_orig.to(d)),
+        "domain": lambda d: domain_uniformity_loss(f_orig.to(d), protos.to(d), domains.to(d), pids.to(d), dids.to(d)),
+        "tri": lambda d: batch_hard_triplet(f_orig.to(d), pids.to(d)),
+    }
+    for name, call in calls.items():
+        on_gpu = call("cuda")
+        assert on_gpu.is_cuda, name
+        torch.testing.assert_close(on_gpu.cpu(), call("cpu"), rtol=1e-5, atol=1e-6, msg=name)

@@ -104,3 +104,83 @@ def test_works_on_cuda():
     mem.initialise(feats, pids)
     mem.update(feats, pids)
     assert mem.prototypes.is_cuda and mem.domains.is_cuda
+    # features and pids still on the CPU are moved to the memory's device (sums, counts and index alike)
+    cpu_feats, cpu_pids = feats.cpu().flip(0), pids.cpu().flip(0)
+    mem.update(cpu_feats, cpu_pids)
+    sums, counts = mem._class_sums(cpu_feats, cpu_pids)
+    assert sums.is_cuda and counts.is_cuda and counts.tolist() == [2.0, 2.0]
+
+
+# ---------------------------------------------------------------- edge cases pinned by mutation testing (issue 17)
+
+
+def test_domains_are_long_whatever_the_input_type():
+    for given in (torch.tensor([2, 0, 1], dtype=torch.int32), torch.tensor([2.0, 0.0, 1.0]), (2, 0, 1)):
+        mem = PrototypeMemory(3, 2, class_domains=given)
+        assert mem.domains.dtype == torch.long and mem.domains.tolist() == [2, 0, 1]
+
+
+def test_momentum_bounds_are_inclusive():
+    assert PrototypeMemory(1, 2, class_domains=[0], momentum=0.0).momentum == 0.0
+    assert PrototypeMemory(1, 2, class_domains=[0], momentum=1.0).momentum == 1.0
+    with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\], got -0.1"):
+        PrototypeMemory(1, 2, class_domains=[0], momentum=-0.1)
+
+
+def test_shape_errors_name_both_shapes():
+    mem = PrototypeMemory(3, 4, class_domains=[0, 0, 1])
+    pids = torch.tensor([0, 1, 2])
+    bad = {
+        "wrong width, same length": (_features(3, 5, 9), pids, r"got \(3, 5\) and \(3,\)"),
+        "three dimensions, right width": (_features(3, 4, 9).unsqueeze(2), pids, r"got \(3, 4, 1\) and \(3,\)"),
+        "one dimension": (_features(1, 4, 9)[0], pids[:1], r"got \(4,\) and \(1,\)"),
+        "lengths differ": (_features(2, 4, 9), pids, r"got \(2, 4\) and \(3,\)"),
+    }
+    for case, (feats, p, shapes) in bad.items():
+        for method in (mem.update, mem.initialise):
+            with pytest.raises(ValueError, match=r"^PrototypeMemory: expected features \[n, 4\] and pids \[n\], "
+                               + shapes + "$"):
+                method(feats, p)
+            assert mem.prototypes.abs().sum() == 0, case  # nothing was written
+
+
+def test_pid_range_is_half_open():
+    mem = PrototypeMemory(3, 2, class_domains=[0, 0, 0])
+    with pytest.raises(ValueError, match=r"^PrototypeMemory: pids must lie in \[0, 3\), got \[0, 3\]$"):
+        mem.update(_features(2, 2, 10), torch.tensor([0, 3]))
+    with pytest.raises(ValueError, match=r"got \[-1, 1\]$"):
+        mem.update(_features(2, 2, 10), torch.tensor([-1, 1]))
+    mem.update(_features(2, 2, 10), torch.tensor([0, 2]))  # the last class is valid
+
+
+def test_features_of_another_dtype_are_cast_to_the_prototypes():
+    mem = PrototypeMemory(2, 3, class_domains=[0, 1])
+    feats = _features(4, 3, 11).double()
+    pids = torch.tensor([0, 1, 1, 0])
+    mem.initialise(feats, pids)
+    mem.update(feats.flip(0), pids)
+    assert mem.prototypes.dtype == torch.float32
+    for c in range(2):
+        mean = feats[pids == c].mean(0).float()
+        torch.testing.assert_close(mem.prototypes[c], mean / mean.norm())
+
+
+def test_class_sums_are_in_the_prototypes_dtype():
+    mem = PrototypeMemory(3, 2, class_domains=[0, 0, 0]).double()
+    sums, counts = mem._class_sums(_features(4, 2, 12), torch.tensor([0, 2, 2, 2]))
+    assert sums.dtype == counts.dtype == torch.float64
+    assert counts.tolist() == [1.0, 0.0, 3.0]
+
+
+def test_prototypes_are_means_even_for_huge_features():
+    # 1e18 squared fits float32 but (10 * 10 * 1e18) squared does not: the mean, not the sum, is normalised.
+    mem = PrototypeMemory(2, 2, class_domains=[0, 0])
+    feats = torch.tensor([[1e18, 0.0]] * 10 + [[0.0, 1e18]] * 10)
+    pids = torch.tensor([0] * 10 + [1] * 10)
+    mem.initialise(feats, pids)
+    torch.testing.assert_close(mem.prototypes, torch.eye(2))
+
+
+def test_repr_names_the_sizes():
+    assert repr(PrototypeMemory(3, 4, class_domains=[0, 0, 1], momentum=0.2)) == (
+        "PrototypeMemory(num_classes=3, dim=4, momentum=0.2)")

@@ -55,3 +55,8 @@ def test_adam_with_the_papers_values_on_the_trainable_parameters_only():
     assert group["initial_lr"] == 0.002 and group["weight_decay"] == 0.003
     assert (group["betas"], group["eps"], group["amsgrad"]) == ((0.9, 0.999), 1e-8, False)
     assert [id(p) for p in group["params"]] == [id(p) for p in model.parameters() if p.requires_grad]
+
+
+def test_no_warm_up():
+    cfg = load_config(None, ["optim.warmup_epochs=0", "optim.milestones=1"])
+    assert [lr_factor(e, cfg) for e in range(3)] == [1.0, pytest.approx(0.1), pytest.approx(0.1)]

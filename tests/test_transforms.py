@@ -254,3 +254,80 @@ def test_denormalize_inverts_normalisation_and_clamps():
     torch.testing.assert_close(denormalize(normalised[0]), x[0], atol=1e-6, rtol=0)
     out = denormalize(torch.full((3, 2, 2), 10.0))
     assert out.max() == 1.0 and denormalize(torch.full((3, 2, 2), -10.0)).min() == 0.0
+
+
+# ---------------------------------------------------------------- edge cases pinned by mutation testing (issue 17)
+
+
+def signature(pipeline):
+    """Each step of a Compose by type, with its probability and settings where it has them."""
+    out = []
+    for t in pipeline.transforms:
+        if isinstance(t, T.RandomApply):
+            inner = t.transforms[0]
+            out.append(("apply", t.p, type(inner).__name__, tuple(getattr(inner, "ops", ()))))
+        elif isinstance(t, T.RandomErasing):
+            out.append(("erase", t.p, t.scale, t.ratio, tuple(t.value)))
+        else:
+            out.append(type(t).__name__)
+    return out
+
+
+SWITCH_CASES = [
+    {},
+    {"randaugment": False},
+    {"color_jitter": False},
+    {"random_erasing": False},
+    {"aug_prob": 0.3, "randaugment_ops": "released"},
+]
+
+
+@pytest.mark.parametrize("options", SWITCH_CASES)
+def test_every_option_reaches_both_views(options):
+    reference = signature(build_augmented_transform(H, W, **options))
+    for augment_original in (False, True):
+        tf = build_train_transform(DataConfig(height=H, width=W, **options), augment_original=augment_original)
+        assert signature(tf.aug) == reference
+        orig = reference if augment_original else signature(build_original_transform(H, W))
+        assert signature(tf.orig) == orig
+        direct = build_transforms(H, W, augment_original=augment_original, **options)
+        assert (signature(direct.orig), signature(direct.aug)) == (signature(tf.orig), signature(tf.aug))
+    single = build_train_transform(DataConfig(height=H, width=W, **options), two_view=False)
+    assert signature(single) == reference
+
+
+def test_build_transforms_defaults_are_every_augmentation_at_half():
+    full = signature(build_augmented_transform(H, W, 0.5, True, True, True, "paper"))
+    assert [step[:3] for step in full if isinstance(step, tuple)] == [
+        ("apply", 0.5, "RandAugment"), ("apply", 0.5, "ColorJitter"), ("erase", 0.5, (0.02, 0.4))]
+    assert signature(build_transforms(H, W).aug) == full
+    assert signature(build_augmented_transform(H, W)) == full
+
+
+def test_one_pixel_images_are_valid_and_zero_is_named():
+    for build in (build_test_transform, build_original_transform, build_augmented_transform):
+        assert build(1, 1)(noise_image()).shape == (3, 1, 1)
+    for h, w in ((0, 5), (5, 0)):
+        with pytest.raises(BauError, match=rf"^data.height/data.width: expected positive image sizes, got {h}x{w}$"):
+            build_test_transform(h, w)
+
+
+def test_unknown_op_set_lists_the_known_ones():
+    with pytest.raises(BauError, match=r"^data.randaugment_ops: expected one of paper, released, got 'x'$"):
+        build_randaugment("x")
+
+
+def test_denormalize_keeps_the_dtype_and_computes_in_it():
+    x = torch.rand(3, 2, 2, dtype=torch.float64)
+    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float64).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=torch.float64).view(3, 1, 1)
+    assert torch.equal(denormalize(x), (x * std + mean).clamp(0.0, 1.0))
+    assert denormalize(x.bfloat16()).dtype == torch.bfloat16
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_denormalize_on_cuda():
+    x = torch.rand(2, 3, 4, 4)
+    out = denormalize(x.cuda())
+    assert out.is_cuda
+    torch.testing.assert_close(out.cpu(), denormalize(x))

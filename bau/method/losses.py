@@ -190,7 +190,7 @@ def batch_hard_triplet(features: torch.Tensor, pids: torch.Tensor, margin: float
 
     For each anchor, the farthest same-identity sample and the closest other-identity sample
     (Euclidean distance) give ``max(0, d_ap - d_an + margin)``; the loss is the mean over anchors
-    that have a negative. Applied to the pre-BNNeck feature.
+    (each has a negative once the batch holds two identities). Applied to the pre-BNNeck feature.
 
     Args:
         features: ``[B, d]`` features (not necessarily normalised).
@@ -205,7 +205,7 @@ def batch_hard_triplet(features: torch.Tensor, pids: torch.Tensor, margin: float
     same = pids.view(-1, 1) == pids.view(1, -1)
     hardest_pos = dist.masked_fill(~same, float("-inf")).max(1).values
     hardest_neg = dist.masked_fill(same, float("inf")).min(1).values
-    has_neg = (~same).any(1)
-    if not bool(has_neg.any()):
+    if bool(same.all()):  # one identity: no anchor has a negative
         return _zero_like_graph(features)
-    return F.relu(hardest_pos[has_neg] - hardest_neg[has_neg] + margin).mean()
+    # With two identities or more, every anchor has a negative: the mean is over all anchors.
+    return F.relu(hardest_pos - hardest_neg + margin).mean()

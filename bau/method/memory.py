@@ -49,7 +49,8 @@ class PrototypeMemory(torch.nn.Module):
         return self.prototypes.shape[0]
 
     def _class_sums(self, features: torch.Tensor, pids: torch.Tensor):
-        """Per-class feature sums ``[C, d]`` and counts ``[C]`` of a batch, by ``index_add_``."""
+        """Per-class feature sums ``[C, d]`` and counts ``[C]`` of a batch, by ``index_add_``, both in the
+        prototypes' dtype and on their device."""
         features = features.detach().to(self.prototypes.dtype)
         pids = pids.to(self.prototypes.device).long().reshape(-1)
         if features.dim() != 2 or features.shape[1] != self.prototypes.shape[1] or len(pids) != len(features):
