@@ -97,6 +97,15 @@ def test_torch_positions_stay_on_the_block_device():
     np.testing.assert_array_equal(out, _stable_positions(block).reshape(-1))
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_torch_positions_on_a_gpu_block():
+    # The index tensors built from NumPy must move to the block's device (on a CPU they are there already).
+    block = _tie_patterns().astype(np.float32)
+    rows, cols = np.divmod(np.arange(block.size), block.shape[1])
+    out = ev._positions_torch(torch.from_numpy(block).cuda(), rows, cols, "test")
+    np.testing.assert_array_equal(out, _stable_positions(block).reshape(-1))
+
+
 # -- which backend and which device -------------------------------------------------------------------------
 class _Stop(Exception):
     pass
