@@ -238,3 +238,92 @@ def test_paper_randaugment_draws_only_its_twelve_ops():
     torch.manual_seed(0)
     names = Counter(op.name for _ in range(1200) for op, _ in aug.draw())
     assert set(names) == set(OPS_PAPER)
+
+
+# -- edge values of the value-taking ops, and the repr ------------------------------------------
+def test_posterize_keeps_at_least_one_bit():
+    a = np.array([[[0, 127, 128], [200, 255, 64]]], dtype=np.uint8)
+    one_bit = (a & 0x80).tolist()
+    for value in (1, 1.9, 0, -3):  # int(value) bits, never fewer than 1
+        assert apply("Posterize", a, value).tolist() == one_bit, value
+    assert apply("Posterize", a, 3).tolist() == (a & 0xE0).tolist()
+
+
+def test_solarize_add_clips_both_ends_before_solarizing_at_128():
+    a = np.array([[[0, 1, 127], [128, 200, 255]]], dtype=np.uint8)
+    # + 0: unchanged, then solarize at 128 (a default threshold of PIL's, pinned here all the same)
+    assert apply("SolarizeAdd", a, 0.0).tolist() == np.where(a < 128, a, 255 - a).tolist()
+    # an integer value adds without wrapping around at 256: 127 + 100 = 227 -> 28; 200 + 100 -> 255 -> 0
+    assert apply("SolarizeAdd", a, 100).tolist() == [[[100, 101, 28], [27, 0, 0]]]
+    # a negative value clips at 0: 0 - 40 -> 0, 1 - 40 -> 0, 127 - 40 = 87, 255 - 40 = 215 -> 40
+    assert apply("SolarizeAdd", a, -40).tolist() == [[[0, 0, 87], [88, 95, 40]]]
+    assert apply("SolarizeAdd", a, -40.5).tolist() == [[[0, 0, 86], [87, 96, 41]]]
+
+
+def test_repr_names_the_settings_and_the_ops():
+    assert repr(RandAugment(PAPER_OPS[:2], 3, 7)) == "RandAugment(num_ops=3, magnitude=7, ops=[AutoContrast, Equalize])"
+    assert repr(released_randaugment()).startswith("RandAugment(num_ops=2, magnitude=10, ops=[Identity, TranslateX, ")
+
+
+def test_translations_scale_with_width_and_height_separately():
+    a = noise(10, 20, seed=9)  # 10 high, 20 wide: 0.15 of the width is 3 px, of the height 1.5 px
+    ref_x, ref_y = np.zeros_like(a), np.zeros_like(a)
+    ref_x[:, :17] = a[:, 3:]
+    assert np.array_equal(apply("TranslateX", a, 0.15), ref_x)
+    ref_y[:8] = a[2:]  # 0.2 of 10 px = 2 px
+    assert np.array_equal(apply("TranslateY", a, 0.2), ref_y)
+
+
+def test_cutout_matches_the_reference_at_many_centres_including_clipped_ones():
+    h, w = 128, 64
+    a = noise(h, w, seed=8)
+    value = 0.5  # a 32-px square: often clipped at the top or left border
+    side = value * w
+    clipped_x = clipped_y = 0
+    for seed in range(40):
+        torch.manual_seed(seed)
+        cx, cy = float(torch.rand(())) * w, float(torch.rand(())) * h
+        torch.manual_seed(seed)
+        out = np.asarray(ra.cutout(Image.fromarray(a), value))
+        assert np.array_equal(out, brute_cutout(a, side, cx, cy)), seed
+        clipped_x += cx < side / 2
+        clipped_y += cy < side / 2 + 1
+    assert clipped_x >= 2 and clipped_y >= 2, "the seeds cover squares clipped at both borders"
+
+
+def test_cutout_of_size_zero_leaves_the_image_and_the_generator_alone():
+    a = noise(16, 8, seed=6)
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    assert np.array_equal(np.asarray(ra.cutout(Image.fromarray(a), 0.0)), a)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_defaults_and_boundary_settings():
+    assert (RandAugment(PAPER_OPS).num_ops, RandAugment(PAPER_OPS).magnitude) == (2, 10)
+    paper = ra.paper_randaugment()
+    assert (paper.num_ops, paper.magnitude, paper.ops) == (2, 10, PAPER_OPS)
+    custom = ra.paper_randaugment(3, 5)
+    assert (custom.num_ops, custom.magnitude) == (3, 5)
+    assert released_randaugment(1, 4).ops == RELEASED_OPS and released_randaugment(1, 4).magnitude == 4
+    with pytest.raises(BauError, match=r"^RandAugment ops: expected at least one operation$"):
+        RandAugment((), 2, 10)
+    # zero ops: the image passes untouched; magnitudes 0 and 30 are the ends of the scale
+    none = RandAugment(RELEASED_OPS, 0, 10)
+    img = Image.fromarray(noise(4, 4))
+    assert none.draw() == [] and none(img) is img
+    for m in (0, 30):
+        assert RandAugment(RELEASED_OPS, 1, m).magnitude == m
+    for m in (-0.5, 30.5):
+        with pytest.raises(BauError, match=r"^RandAugment magnitude: expected a value in \[0, 30\], got "):
+            RandAugment(RELEASED_OPS, 1, m)
+    with pytest.raises(BauError, match=r"^RandAugment num_ops: expected 0 or more operations, got -1$"):
+        RandAugment(RELEASED_OPS, -1, 10)
+
+
+def test_a_geometric_value_is_negative_only_below_one_half(monkeypatch):
+    aug = RandAugment((OPS["Rotate"],), 1, 10)
+    for u, expected in ((0.0, -10.0), (0.4999, -10.0), (0.5, 10.0), (0.9, 10.0)):
+        monkeypatch.setattr(torch, "rand", lambda *args, u=u: torch.tensor(u))
+        ((op, value),) = aug.draw()
+        assert op.name == "Rotate" and value == pytest.approx(expected), u

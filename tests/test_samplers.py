@@ -341,3 +341,147 @@ def test_sampler_option_is_validated():
         cfg.validate()
     with pytest.raises(BauError, match="only 23 identities"):
         ImageGroupSampler(PIDS, num_instances=2, num_ids=24)
+
+
+# -- the permutation stream's deferral rule, the image cursors, the state's seed -----------------
+def test_an_identity_repeated_across_permutations_is_deferred_not_dropped():
+    # 3 ids, P = 2: seed 1 draws the permutations [0 1 2] then [2 0 1], so the second group starts
+    # with id 2 (end of the first permutation) and the stream's next id is 2 again: it is deferred to
+    # the third group, which starts with it. Every permutation is visited completely.
+    rng = np.random.default_rng(1)
+    first, second = rng.permutation(3).tolist(), rng.permutation(3).tolist()
+    assert (first, second) == ([0, 1, 2], [2, 0, 1])
+    labels = [5, 6, 7]  # pid_list[i] is the label of the i-th identity
+    sampler = PKSampler(make_pids([4, 4, 4]), num_instances=1, num_ids=2, seed=1, num_iters=3)
+    sampler.pid_list = labels
+    sampler.index_by_pid = {labels[i]: [i * 4 + j for j in range(4)] for i in range(3)}
+    assert sampler._identity_groups(np.random.default_rng(1)) == [[5, 6], [7, 5], [7, 6]]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_identity_groups_are_distinct_and_balanced_under_frequent_repeats(seed):
+    # 3 ids in groups of 2: a group straddles two permutations every 3 groups, and repeats are common.
+    # Deferring (not dropping) keeps every prefix of the stream balanced: visit counts differ by at
+    # most 2 (a partly visited permutation, minus the deferred ids).
+    sampler = PKSampler(make_pids([2, 2, 2]), num_instances=2, num_ids=2, seed=seed, num_iters=90)
+    groups_ = sampler._identity_groups(np.random.default_rng(seed))
+    assert len(groups_) == 90
+    visits = Counter({pid: 0 for pid in range(3)})
+    for group in groups_:
+        assert len(group) == 2 and len(set(group)) == 2 and set(group) <= {0, 1, 2}
+        visits.update(group)
+        assert max(visits.values()) - min(visits.values()) <= 2
+    assert sum(visits.values()) == 180
+
+
+def test_image_cursors_draw_exactly_as_documented():
+    # The draws of a visit, from the sampler's generator: a rare identity (n < K) takes K - n extra
+    # images with replacement, then shuffles its K; a frequent one walks a permutation of its images,
+    # K at a time, and reshuffles when fewer than K are left.
+    from bau.data.samplers import _ImageCursors
+    index_by_pid = {0: [10, 11], 1: [20, 21, 22, 23, 24], 2: [30, 31, 32, 33]}
+    cursors = _ImageCursors(index_by_pid, 4, np.random.default_rng(5))
+    ref = np.random.default_rng(5)
+
+    def rare(images):
+        chosen = images + [images[i] for i in ref.integers(0, len(images), size=4 - len(images))]
+        return [chosen[i] for i in ref.permutation(4)]
+
+    def walk(images):
+        return [images[i] for i in ref.permutation(len(images))]
+
+    expected = [rare(index_by_pid[0])]
+    queue = walk(index_by_pid[1])
+    expected.append(queue[:4])
+    expected.append(walk(index_by_pid[2]))  # exactly K images: one shuffled group per visit
+    expected.append(walk(index_by_pid[1])[:4])  # one image was left: reshuffled
+    expected.append(rare(index_by_pid[0]))
+    assert [cursors.take(pid) for pid in (0, 1, 2, 1, 0)] == expected
+    assert cursors.queues[1] and len(cursors.queues[1]) == 1 and cursors.queues[2] == []
+
+
+@pytest.mark.parametrize("kind", ["identity", "image"])
+def test_state_restores_the_seed_too(kind):
+    s = build_sampler(kind, PIDS, num_instances=2, num_ids=4, seed=11)
+    s.set_epoch(2)
+    expected, state = list(s), s.state_dict()
+    assert state == {"epoch": 2, "seed": 11}
+    other = build_sampler(kind, PIDS, num_instances=2, num_ids=4, seed=99)
+    other.load_state_dict(state)
+    assert (other.epoch, other.seed) == (2, 11) and list(other) == expected
+    other.load_state_dict({"epoch": 3})  # an older state without a seed keeps the sampler's
+    assert (other.epoch, other.seed) == (3, 11)
+    with pytest.raises(BauError, match=r"^sampler state: expected a mapping with an integer 'epoch'"):
+        other.load_state_dict({"epoch": "three"})
+
+
+def test_epoch_indices_are_int64_even_for_an_empty_epoch():
+    class NoBatches(PKSampler):
+        def _draw_batches(self, rng):
+            return []
+
+    s = NoBatches(PIDS, num_instances=2, num_ids=4)
+    empty = s.epoch_indices()
+    assert empty.dtype == np.int64 and empty.shape == (0,)
+    assert np.arange(5)[empty].shape == (0,), "usable as an index, e.g. domains[sampler.epoch_indices()]"
+    assert PKSampler(PIDS, num_instances=2, num_ids=4).epoch_indices().dtype == np.int64
+
+
+@pytest.mark.fidelity
+def test_defaults_are_the_papers_64_identities_of_4_images():
+    # Section 4.2: 256 images per batch, 64 identities with 4 instances each; the base seed is 0.
+    pids = make_pids([2] * 70)
+    for kind in ("identity", "image"):
+        s = build_sampler(kind, pids)
+        assert (s.num_ids, s.num_instances, s.seed, s.batch_size) == (64, 4, 0, 256)
+        assert len(list(s)) == len(s) == s.num_batches * 256
+
+
+def test_one_image_and_one_identity_per_batch_are_allowed_zero_is_an_error():
+    pids = make_pids([3, 3, 3])
+    s = PKSampler(pids, num_instances=1, num_ids=1, seed=0)
+    flat = list(s)
+    assert s.batch_size == 1 and len(flat) == 3 and sorted(pids[i] for i in flat) == [0, 1, 2]
+    with pytest.raises(BauError, match=r"^data\.num_instances: expected at least 1 image per identity, got 0$"):
+        PKSampler(pids, num_instances=0, num_ids=1)
+    with pytest.raises(BauError, match=r"^data\.num_ids: expected at least 1 identity per batch, got 0$"):
+        PKSampler(pids, num_instances=1, num_ids=0)
+    with pytest.raises(BauError, match=r"^data\.sampler: expected one of identity, image, got 'random'$"):
+        build_sampler("random", pids)
+
+
+def test_global_batches_are_drawn_once_per_seed_and_epoch():
+    draws = []
+
+    class Counting(PKSampler):
+        def _draw_batches(self, rng):
+            draws.append((self.seed, self.epoch))
+            return super()._draw_batches(rng)
+
+    s = Counting(PIDS, num_instances=2, num_ids=4, seed=3)
+    first = s.global_batches()
+    assert s.global_batches() is first and len(s) == len(list(s)) and s.epoch_indices().size == len(s)
+    assert draws == [(3, 0)]
+    s.set_epoch(1)
+    s.global_batches()
+    s.load_state_dict({"epoch": 1, "seed": 4})
+    s.global_batches()
+    assert draws == [(3, 0), (3, 1), (4, 1)]
+
+
+def test_image_sampler_stops_after_num_iters_batches_even_one():
+    for n in (1, 2):
+        s = ImageGroupSampler(PIDS, num_instances=2, num_ids=4, seed=0, num_iters=n)
+        assert s.num_batches == n and len(s.global_batches()) == n and len(list(s)) == n * 8
+
+
+def test_sample_seed_is_63_bits_of_the_seed_sequence():
+    from bau.data.samplers import sample_seed
+    seen = set()
+    for key in [(0, 0, 0, 0), (1, 2, 3, 4), (7, 0, 5, 255), (123456, 9, 1, 0)]:
+        high, low = (int(w) for w in np.random.SeedSequence(list(key)).generate_state(2))
+        expected = ((high << 32) + low) % 2 ** 63  # the two 32-bit words, high one first, top bit dropped
+        assert sample_seed(*key) == expected, key
+        seen.add(expected)
+    assert len(seen) == 4
+    assert sample_seed(0, 0, 0, 0) == 3527577169254209511
