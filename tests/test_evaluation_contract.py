@@ -3,8 +3,6 @@ stable argsort on the tie patterns it special-cases, which backend and device ru
 sizes, the defaults, the label and bad-input contract (one-line ValueErrors naming the function)."""
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
 import torch
@@ -403,14 +401,18 @@ BAD = [
     (lambda: evaluate_ranking(D, *L[:3], [1, 1, 1]),
      "evaluate_ranking: distmat has 2 gallery columns but 2 gallery pids and 3 gallery camids"),
     (lambda: evaluate_ranking(D, [1.5, 2], *L[1:]), "evaluate_ranking: q_pids must be integers, got float64 values"),
-    (lambda: evaluate_ranking(D, L[0], ["a", "b"], *L[2:]), "evaluate_ranking: g_pids must be integers, got <U1 values"),
-    (lambda: evaluate_ranking(D, *L[:2], [0.5, 0], L[3]), "evaluate_ranking: q_camids must be integers, got float64 values"),
-    (lambda: evaluate_ranking(D, *L[:3], [np.inf, 1]), "evaluate_ranking: g_camids must be integers, got float64 values"),
+    (lambda: evaluate_ranking(D, L[0], ["a", "b"], *L[2:]),
+     "evaluate_ranking: g_pids must be integers, got <U1 values"),
+    (lambda: evaluate_ranking(D, *L[:2], [0.5, 0], L[3]),
+     "evaluate_ranking: q_camids must be integers, got float64 values"),
+    (lambda: evaluate_ranking(D, *L[:3], [np.inf, 1]),
+     "evaluate_ranking: g_camids must be integers, got float64 values"),
     (lambda: evaluate_ranking(D, *L, max_rank=0), "evaluate_ranking: max_rank must be an integer >= 1, got 0"),
     (lambda: evaluate_ranking(D, *L, max_rank=2.0), "evaluate_ranking: max_rank must be an integer >= 1, got 2.0"),
     (lambda: evaluate_ranking(D, *L, backend="cupy"),
      "evaluate_ranking: backend must be one of ('numpy', 'torch') or None, got 'cupy'"),
-    (lambda: evaluate_ranking(D[0], [1], L[1], [0], L[3]), "evaluate_ranking: distmat must be 2-D [Q, G], got shape (2,)"),
+    (lambda: evaluate_ranking(D[0], [1], L[1], [0], L[3]),
+     "evaluate_ranking: distmat must be 2-D [Q, G], got shape (2,)"),
     (lambda: evaluate_ranking(torch.ones(2, 2, dtype=torch.bool), *L),
      "evaluate_ranking: distmat must hold real numbers, got torch.bool"),
     (lambda: evaluate_ranking(torch.ones(2, 2, dtype=torch.complex64), *L),
@@ -455,14 +457,17 @@ BAD = [
     (lambda: pairwise_distance(F2.astype(complex), F2),
      "pairwise_distance: features must be real numbers, got torch.complex128 and torch.float64"),
     (lambda: distance_matrix(F2, F2, "l2"), "distance_matrix: metric must be 'euclidean' or 'cosine', got 'l2'"),
-    (lambda: distance_matrix(np.ones(3), F2), "distance_matrix: expected features [Q, d] and [G, d], got (3,) and (2, 3)"),
+    (lambda: distance_matrix(np.ones(3), F2),
+     "distance_matrix: expected features [Q, d] and [G, d], got (3,) and (2, 3)"),
     (lambda: distance_matrix(F2, F2.astype(bool)),
      "distance_matrix: features must be real numbers, got torch.float64 and torch.bool"),
     # top_k_gallery
     (lambda: top_k_gallery(np.array([True, False]), 1, 0, [1, 2], [1, 1], k=1),
      "top_k_gallery: distances must be real numbers, got bool"),
-    (lambda: top_k_gallery([0.1, 0.2], 1, 0, [1, 2.5], [1, 1], k=1), "top_k_gallery: g_pids must be integers, got float64 values"),
-    (lambda: top_k_gallery([0.1, 0.2], 1, 0, [1, 2], ["x", "y"], k=1), "top_k_gallery: g_camids must be integers, got <U1 values"),
+    (lambda: top_k_gallery([0.1, 0.2], 1, 0, [1, 2.5], [1, 1], k=1),
+     "top_k_gallery: g_pids must be integers, got float64 values"),
+    (lambda: top_k_gallery([0.1, 0.2], 1, 0, [1, 2], ["x", "y"], k=1),
+     "top_k_gallery: g_camids must be integers, got <U1 values"),
     (lambda: top_k_gallery([0.1, 0.2], 1, 0, [1, 2, 3], [1, 1], k=1),
      "top_k_gallery: 2 distances but 3 gallery pids and 2 gallery camids"),
     (lambda: top_k_gallery([0.1, 0.2], 1, 0, [1, 2], [1], k=1),
