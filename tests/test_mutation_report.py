@@ -36,6 +36,10 @@ FIDELITY = """# Fidelity
 | `bau.a.x_f__mutmut_2` | 0 -> None as a clip bound | the values are never negative |
 | `bau.a.x_f__mutmut_9` | gone | no longer a survivor |
 
+### CUDA-only
+
+| `bau.b.x_g__mutmut_2` | a tensor made on the CPU | only a CUDA input tells |
+
 ## Next section
 
 | `bau.b.x_g__mutmut_1` | outside the section: not a listing |
@@ -50,19 +54,22 @@ def test_score_by_module_equivalent_and_unexplained_survivors(tmp_path):
     }
     root = _project(tmp_path, codes, FIDELITY)
     done = _run(root, "--json", str(tmp_path / "score.json"))
-    assert done.returncode == 1, done.stderr  # two survivors of pkg/b.py are explained nowhere
+    assert done.returncode == 1, done.stderr  # a survivor of pkg/b.py is explained nowhere
     summary = json.loads((tmp_path / "score.json").read_text())
-    # 7 mutants: killed = 1 + the timeout of a.py + 1 of b.py; survivors: a.py's (equivalent) and b.py's two
+    # 7 mutants: killed = 1 + the timeout of a.py + 1 of b.py; survivors: a.py's (equivalent), b.py's two (one
+    # CUDA-only, one unexplained)
     assert (summary["mutants"], summary["killed"], summary["survived"], summary["equivalent"]) == (7, 3, 3, 1)
+    assert summary["cuda_only"] == 1
     assert summary["no_tests"] == 1 and summary["not_checked"] == 0
     assert summary["score"] == pytest.approx(3 / 7) and summary["score_without_equivalent"] == pytest.approx(3 / 6)
-    assert summary["unexplained"] == ["bau.b.x_g__mutmut_1", "bau.b.x_g__mutmut_2"]
-    assert summary["stale_equivalent"] == ["bau.a.x_f__mutmut_9"]
+    assert summary["unexplained"] == ["bau.b.x_g__mutmut_1"]
+    assert summary["stale_listed"] == ["bau.a.x_f__mutmut_9"]
     a, b = summary["files"]
     assert (a["file"], a["mutants"], a["killed"], a["equivalent"], a["unexplained"]) == ("pkg/a.py", 4, 2, 1, 0)
-    assert (b["file"], b["survived"], b["unexplained"]) == ("pkg/b.py", 2, 2)
+    assert (b["file"], b["survived"], b["cuda_only"], b["unexplained"]) == ("pkg/b.py", 2, 1, 1)
     assert "score: 3 of 7 mutants killed = 42.9%" in done.stdout
-    assert "unexplained survivors: 2 in bau.b.x_g (first: mutmut show bau.b.x_g__mutmut_1)" in done.stdout
+    assert "unexplained survivors: 1 in bau.b.x_g (first: mutmut show bau.b.x_g__mutmut_1)" in done.stdout
+    assert "1 survivors only a CUDA device can kill" in done.stdout
     assert "not a survivor: bau.a.x_f__mutmut_9" in done.stdout
 
 
