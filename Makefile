@@ -1,5 +1,5 @@
 # The README's commands: `make demo` (the embedded default end to end), `make test` (ruff, then every
-# test tier), `make test-fast` (the unit tier) and `make mutation` (mutmut, about 30 min on 2 cores).
+# test tier), `make test-fast` (the unit tier) and `make mutation` (mutmut, 40-70 min on 2 cores).
 # Each creates .venv when missing and installs everything first, so they work on a fresh clone.
 PYTHON ?= python3
 VENV := .venv
