@@ -1,15 +1,17 @@
 """scripts/mutation_report.py: the score and the unexplained survivors from mutmut's result files."""
+import importlib.util
 import json
 import os
-import subprocess
-import sys
+from types import SimpleNamespace
 
 import pytest
 
 pytestmark = pytest.mark.unit
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(ROOT, "scripts", "mutation_report.py")
+_spec = importlib.util.spec_from_file_location("mutation_report", os.path.join(ROOT, "scripts", "mutation_report.py"))
+report = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(report)
 
 
 def _project(tmp_path, codes, fidelity):
@@ -23,8 +25,14 @@ def _project(tmp_path, codes, fidelity):
     return tmp_path
 
 
-def _run(root, *extra):
-    return subprocess.run([sys.executable, SCRIPT, "--root", str(root), *extra], capture_output=True, text=True)
+@pytest.fixture
+def run(capsys):
+    """The script's ``main`` on a project folder: its exit status, stdout and stderr."""
+    def _run(root, *extra):
+        code = report.main(["--root", str(root), *extra])
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+    return _run
 
 
 FIDELITY = """# Fidelity
@@ -46,14 +54,14 @@ FIDELITY = """# Fidelity
 """
 
 
-def test_score_by_module_equivalent_and_unexplained_survivors(tmp_path):
+def test_score_by_module_equivalent_and_unexplained_survivors(tmp_path, run):
     codes = {
         "pkg/a.py": {"bau.a.x_f__mutmut_1": 1, "bau.a.x_f__mutmut_2": 0, "bau.a.x_f__mutmut_3": 36,
                      "bau.a.x_f__mutmut_4": 33},
         "pkg/b.py": {"bau.b.x_g__mutmut_1": 0, "bau.b.x_g__mutmut_2": 0, "bau.b.x_g__mutmut_3": 1},
     }
     root = _project(tmp_path, codes, FIDELITY)
-    done = _run(root, "--json", str(tmp_path / "score.json"))
+    done = run(root, "--json", str(tmp_path / "score.json"))
     assert done.returncode == 1, done.stderr  # a survivor of pkg/b.py is explained nowhere
     summary = json.loads((tmp_path / "score.json").read_text())
     # 7 mutants: killed = 1 + the timeout of a.py + 1 of b.py; survivors: a.py's (equivalent), b.py's two (one
@@ -73,20 +81,20 @@ def test_score_by_module_equivalent_and_unexplained_survivors(tmp_path):
     assert "not a survivor: bau.a.x_f__mutmut_9" in done.stdout
 
 
-def test_every_survivor_explained_exits_0_and_unrun_mutants_are_reported(tmp_path):
+def test_every_survivor_explained_exits_0_and_unrun_mutants_are_reported(tmp_path, run):
     codes = {"pkg/a.py": {"bau.a.x_f__mutmut_1": 1, "bau.a.x_f__mutmut_2": 0, "bau.a.x_f__mutmut_3": None},
              "pkg/b.py": {"bau.b.x_g__mutmut_1": 1}}
-    done = _run(_project(tmp_path, codes, FIDELITY))
+    done = run(_project(tmp_path, codes, FIDELITY))
     assert done.returncode == 0, done.stdout
     assert "1 mutants not checked yet" in done.stdout
 
 
-def test_missing_results_are_one_line_naming_the_file(tmp_path):
+def test_missing_results_are_one_line_naming_the_file(tmp_path, run):
     root = _project(tmp_path, {"pkg/a.py": {"bau.a.x_f__mutmut_1": 1}}, FIDELITY)  # no pkg/b.py.meta
-    done = _run(root)
+    done = run(root)
     assert done.returncode == 2 and done.stdout == ""
     meta = os.path.join(str(root), "mutants", "pkg/b.py.meta")
     assert done.stderr.strip().splitlines() == [f"error: {meta}: missing; run `make mutation` (mutmut run) first"]
     (root / "mutants" / "pkg" / "b.py.meta").write_text("{not json")
-    done = _run(root)
+    done = run(root)
     assert done.returncode == 2 and "b.py.meta: unreadable mutmut results" in done.stderr
