@@ -41,7 +41,7 @@ test-fast: $(STAMP)
 
 # Mutation testing of the method and recipe modules with mutmut ([tool.mutmut] in pyproject.toml); not part of
 # `make test`. Results are cached in mutants/: a second run only re-checks the functions that changed. The report
-# prints the score by module and exits 1 if a survivor is not listed as equivalent in docs/fidelity.md.
+# prints the score by module and exits 1 if a survivor is not listed (equivalent or CUDA-only) in docs/fidelity.md.
 MUTATION_JOBS ?= 2
 
 mutation: $(STAMP)
