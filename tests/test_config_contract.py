@@ -32,6 +32,16 @@ def _message(option, expected):
     return f"config option {option}: expected {expected}"
 
 
+def _assert_validation(cfg, error):
+    """``cfg.validate()`` returns ``cfg`` when ``error`` is None, else raises ``BauError`` with exactly ``error``."""
+    if error is None:
+        assert cfg.validate() is cfg
+    else:
+        with pytest.raises(BauError) as info:
+            cfg.validate()
+        assert str(info.value) == error
+
+
 # (option, its values that pass, its first values that fail, the expected words of the error)
 BOUNDARIES = [
     ("data.aug_prob", [0.0, 1.0, 0.5], [BELOW_0, ABOVE_1], "a probability in [0, 1]"),
@@ -77,13 +87,7 @@ CASES = [(option, value, None) for option, good, _, _ in BOUNDARIES for value in
 
 @pytest.mark.parametrize("option, value, error", CASES, ids=[f"{o}={v!r}" for o, v, _ in CASES])
 def test_every_range_check_at_its_boundary(option, value, error):
-    cfg = _config(**{option.replace(".", "__"): value})
-    if error is None:
-        assert cfg.validate() is cfg
-    else:
-        with pytest.raises(BauError) as info:
-            cfg.validate()
-        assert str(info.value) == error
+    _assert_validation(_config(**{option.replace(".", "__"): value}), error)
 
 
 def test_the_defaults_pass_and_validate_returns_the_config():
@@ -122,13 +126,7 @@ def test_the_defaults_pass_and_validate_returns_the_config():
      _message("eval.select_epochs", "epochs between 1 and train.epochs=3 for eval.select=best_of, got [2, 4]")),
 ])
 def test_named_choices_and_the_selected_epochs(options, error):
-    cfg = _config(**options)
-    if error is None:
-        assert cfg.validate() is cfg
-    else:
-        with pytest.raises(BauError) as info:
-            cfg.validate()
-        assert str(info.value) == error
+    _assert_validation(_config(**options), error)
 
 
 def test_the_first_violation_is_the_one_reported():
